@@ -1,0 +1,40 @@
+# Two commands do everything on a fresh machine:
+#   make demo   build the environment, synthesize + prepare the embedded corpus, train, convert, analyse
+#   make test   build the environment, run the test suite
+#
+# The virtualenv lives outside the clone, keyed on the dependency spec in setup.cfg, so a fresh
+# clone (CI) reuses it and a change of dependencies builds a new one. `.venv` links to it.
+PYTHON    ?= python3.11
+CACHE_DIR ?= $(HOME)/.cache/audiovq
+DEPS_KEY  := $(shell $(PYTHON) tools/deps_key.py)
+VENV      ?= $(CACHE_DIR)/venv-$(DEPS_KEY)
+PY        := $(VENV)/bin/python
+WORK      ?= runs/demo
+PYTEST_ARGS ?=
+
+.PHONY: env demo test test-all clean-env
+
+$(VENV)/.installed:
+	@echo "== building the environment in $(VENV) (first time only: ~3 min, ~7 GB of wheels)"
+	rm -rf $(VENV)
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade "pip>=24" "setuptools>=64,<81" wheel
+	$(VENV)/bin/pip install -q -e ".[dev,eval]"
+	touch $@
+
+# The package itself is an editable install pointing at *this* clone; re-pointed when needed.
+env: $(VENV)/.installed
+	@$(PY) tools/ensure_editable.py || $(PY) -m pip install -q --no-deps --no-build-isolation -e .
+	@ln -sfn $(VENV) .venv
+
+demo: env
+	$(PY) tools/demo.py --work $(WORK)
+
+test: env
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-all: env
+	$(PY) -m pytest -m "" $(PYTEST_ARGS)
+
+clean-env:
+	rm -rf $(VENV) .venv

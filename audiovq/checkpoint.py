@@ -1,0 +1,96 @@
+"""Checkpoints: written atomically, loaded safely.
+
+A checkpoint is a plain dict of tensors, numbers, strings, lists and dicts — so it loads
+with `torch.load(weights_only=True)`, which refuses anything that would run code while
+unpickling. It carries everything later commands need: the model kind, the resolved config,
+the speaker table and the weights (plus optimizer state and step for resuming).
+"""
+from __future__ import annotations
+
+import os
+import pathlib
+import pickle
+import re
+import zipfile
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from .atomic import atomic_path
+from .errors import CheckpointError
+
+FORMAT = "audiovq-checkpoint"
+VERSION = 1
+_STEP_FILE = re.compile(r"^step-(\d+)\.pt$")
+
+
+@dataclass
+class Checkpoint:
+    kind: str                     # "vqvae", "prior", "image_vqvae", "pixelcnn"
+    config: dict                  # the run's resolved config (see audiovq.config)
+    model: dict                   # model state_dict
+    step: int = 0
+    optimizer: dict | None = None
+    extra: dict = field(default_factory=dict)  # speakers, code rate, parent checkpoint, …
+    path: pathlib.Path | None = None
+
+
+def save(path: str | os.PathLike, ckpt: Checkpoint) -> pathlib.Path:
+    """Write atomically: a crash mid-write never leaves a truncated file under `path`."""
+    payload = {"format": FORMAT, "version": VERSION, "kind": ckpt.kind, "config": ckpt.config,
+               "model": ckpt.model, "step": ckpt.step, "optimizer": ckpt.optimizer, "extra": ckpt.extra}
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+    return pathlib.Path(path)
+
+
+def load(path: str | os.PathLike, kind: str | None = None, map_location: Any = "cpu") -> Checkpoint:
+    """Load and check a checkpoint; `kind` is the model type the caller expects."""
+    path = pathlib.Path(path)
+    if not path.exists():
+        raise CheckpointError(f"{path}: no such checkpoint")
+    if path.is_dir():
+        raise CheckpointError(f"{path}: is a directory, expected a checkpoint file")
+    try:
+        data = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as e:
+        if "weights_only" in str(e) or "Unsupported global" in str(e):
+            raise CheckpointError(f"{path}: refused: it contains objects other than tensors and "
+                                  "plain data (possibly code); not loading it") from None
+        raise CheckpointError(f"{path}: corrupt checkpoint ({str(e).splitlines()[0][:100]})") from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as e:
+        raise CheckpointError(f"{path}: corrupt or not a checkpoint ({str(e).splitlines()[0][:100]})") from None
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: not an audiovq checkpoint")
+    if data.get("version") != VERSION:
+        raise CheckpointError(f"{path}: checkpoint format version {data.get('version')} is not "
+                              f"supported by this audiovq (expects {VERSION})")
+    if kind is not None and data.get("kind") != kind:
+        raise CheckpointError(f"{path}: is a {data.get('kind')!r} checkpoint, expected {kind!r}")
+    return Checkpoint(data["kind"], data["config"], data["model"], int(data.get("step", 0)),
+                      data.get("optimizer"), data.get("extra") or {}, path)
+
+
+def step_path(run_dir: str | os.PathLike, step: int) -> pathlib.Path:
+    return pathlib.Path(run_dir) / "checkpoints" / f"step-{step:08d}.pt"
+
+
+def list_checkpoints(run_dir: str | os.PathLike) -> list[pathlib.Path]:
+    """A run's checkpoints, oldest first."""
+    folder = pathlib.Path(run_dir) / "checkpoints"
+    if not folder.is_dir():
+        return []
+    found = [(int(m.group(1)), p) for p in folder.iterdir() if (m := _STEP_FILE.match(p.name))]
+    return [p for _, p in sorted(found)]
+
+
+def latest(run_dir: str | os.PathLike) -> pathlib.Path | None:
+    found = list_checkpoints(run_dir)
+    return found[-1] if found else None
+
+
+def prune(run_dir: str | os.PathLike, keep: int) -> None:
+    """Delete all but the newest `keep` checkpoints of a run."""
+    for old in list_checkpoints(run_dir)[:-keep]:
+        old.unlink(missing_ok=True)

@@ -1,0 +1,215 @@
+"""Configuration: typed defaults (dataclasses below) ← a YAML preset from configs/ ←
+`key=value` overrides from the command line, validated before anything runs.
+
+    cfg = load_config("vqvae", ["preset=tiny", "model.quantizer.codebook_size=256"])
+
+Unknown keys, values of the wrong type and values out of range raise ConfigError with a
+one-line message. Every run stores its resolved config in its checkpoints.
+"""
+from __future__ import annotations
+
+import pathlib
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from .errors import ConfigError
+
+CONFIG_DIR = pathlib.Path(__file__).resolve().parents[1] / "configs"
+
+
+# ----------------------------------------------------------------- the audio VQ-VAE
+@dataclass
+class EncoderConfig:
+    channels: int = 512
+    layers: int = 6          # strided layers: hop = stride ** layers
+    stride: int = 2
+    residual_layers: int = 0
+
+
+@dataclass
+class QuantizerConfig:
+    codebook_size: int = 512  # K
+    dim: int = 64             # D
+    beta: float = 0.25
+    ema: bool = True
+    decay: float = 0.99
+    eps: float = 1e-5
+    warmup_steps: int = 0     # steps without bottleneck before k-means initialisation
+    kmeans_iters: int = 10
+    restart_after: int = 20   # steps a code may stay unused before it is re-seeded (0 = never)
+    window: int = 50          # steps over which codebook usage is measured
+
+
+@dataclass
+class DecoderConfig:
+    output: str = "categorical"  # or logistic_mixture
+    classes: int = 256           # µ-law bins (input, and output for categorical)
+    mixtures: int = 10
+    residual_channels: int = 64
+    gate_channels: int = 128
+    skip_channels: int = 128
+    kernel_size: int = 2
+    layers_per_cycle: int = 10   # dilations 1, 2, …, 2^(n-1)
+    cycles: int = 2
+    cond_channels: int = 128
+    cond_layers: int = 2
+    upsample: str = "transposed"  # or repeat
+    speaker_dim: int = 64
+
+
+@dataclass
+class VQVAEModelConfig:
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    quantizer: QuantizerConfig = field(default_factory=QuantizerConfig)
+    decoder: DecoderConfig = field(default_factory=DecoderConfig)
+
+
+@dataclass
+class DataConfig:
+    root: Optional[str] = None      # a VCTK tree; None = the embedded synthetic corpus
+    prepared: Optional[str] = None  # where the prepared corpus goes (default under data/)
+    sample_rate: int = 16000
+    segment: int = 4096             # training segment length in samples (multiple of hop)
+    mic: str = "mic1"
+    embedded_speakers: int = 12
+    embedded_utterances: int = 60
+    embedded_seed: int = 0
+    cache_gb: float = 2.0           # audio kept in memory; the rest is read from disk
+    val_segments: int = 32
+
+
+@dataclass
+class TrainConfig:
+    run_dir: str = "runs/tiny"
+    steps: int = 20000
+    minutes: float = 0.0            # wall-clock budget (0 = none); a checkpoint is written at the end
+    batch_size: int = 8
+    lr: float = 4e-4
+    schedule: str = "cosine"        # cosine | constant
+    warmup: int = 100               # linear learning-rate warm-up steps
+    min_lr: float = 0.1             # cosine floor as a fraction of lr
+    grad_clip: float = 1.0
+    amp: bool = True                # bf16/fp16 autocast on CUDA; ignored on CPU
+    seed: int = 0
+    device: str = "auto"            # auto | cpu | cuda | cuda:N
+    threads: int = 0                # torch threads on CPU (0 = all cores of this process)
+    log_every: int = 10
+    val_every: int = 250
+    ckpt_every: int = 250
+    keep: int = 3
+
+
+@dataclass
+class VQVAEConfig:
+    model: VQVAEModelConfig = field(default_factory=VQVAEModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+
+SCHEMAS: dict[str, type] = {"vqvae": VQVAEConfig}
+DEFAULT_PRESET = {"vqvae": "tiny"}
+
+# (path, predicate, message) range checks beyond what the types enforce
+RULES: dict[str, list[tuple[str, Any, str]]] = {
+    "vqvae": [
+        ("model.quantizer.codebook_size", lambda v: v >= 2, "must be at least 2"),
+        ("model.quantizer.dim", lambda v: v >= 1, "must be positive"),
+        ("model.quantizer.beta", lambda v: v >= 0, "must be non-negative"),
+        ("model.quantizer.decay", lambda v: 0 < v < 1, "must be in (0, 1)"),
+        ("model.encoder.layers", lambda v: v >= 1, "must be at least 1"),
+        ("model.encoder.stride", lambda v: v >= 2 and v % 2 == 0, "must be an even number ≥ 2"),
+        ("model.decoder.output", lambda v: v in ("categorical", "logistic_mixture"),
+         "must be categorical or logistic_mixture"),
+        ("model.decoder.upsample", lambda v: v in ("transposed", "repeat"), "must be transposed or repeat"),
+        ("model.decoder.gate_channels", lambda v: v >= 2 and v % 2 == 0, "must be even"),
+        ("model.decoder.classes", lambda v: v >= 2, "must be at least 2"),
+        ("data.sample_rate", lambda v: 4000 <= v <= 48000, "must be between 4000 and 48000"),
+        ("data.segment", lambda v: v > 0, "must be positive"),
+        ("train.steps", lambda v: v >= 1, "must be at least 1"),
+        ("train.batch_size", lambda v: v >= 1, "must be at least 1"),
+        ("train.lr", lambda v: v > 0, "must be positive"),
+        ("train.schedule", lambda v: v in ("cosine", "constant"), "must be cosine or constant"),
+        ("train.ckpt_every", lambda v: v >= 1, "must be at least 1"),
+        ("train.keep", lambda v: v >= 1, "must be at least 1"),
+    ],
+}
+
+
+def preset_path(name: str) -> pathlib.Path:
+    path = pathlib.Path(name)
+    if path.suffix in (".yaml", ".yml"):
+        if not path.is_file():
+            raise ConfigError(f"config file {path} not found")
+        return path
+    path = CONFIG_DIR / f"{name}.yaml"
+    if not path.is_file():
+        known = ", ".join(sorted(p.stem for p in CONFIG_DIR.glob("*.yaml")))
+        raise ConfigError(f"unknown preset {name!r} (known: {known})")
+    return path
+
+
+def load_config(kind: str, overrides: list[str] | None = None) -> DictConfig:
+    """Defaults ← preset (`preset=NAME` or `config=FILE.yaml`, first) ← `key=value` overrides."""
+    overrides = list(overrides or [])
+    preset = DEFAULT_PRESET.get(kind)
+    for item in list(overrides):
+        key = item.split("=", 1)[0]
+        if key in ("preset", "config"):
+            preset = item.split("=", 1)[1]
+            overrides.remove(item)
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r} is not of the form key=value")
+    try:
+        cfg = OmegaConf.structured(SCHEMAS[kind])
+        if preset:
+            cfg = OmegaConf.merge(cfg, _strip_meta(OmegaConf.load(preset_path(preset))))
+        cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist(overrides))
+    except OmegaConfBaseException as e:
+        raise ConfigError(_one_line(e)) from None
+    validate(kind, cfg)
+    return cfg
+
+
+def from_dict(kind: str, data: dict) -> DictConfig:
+    """Rebuild and validate a config stored in a checkpoint."""
+    try:
+        cfg = OmegaConf.merge(OmegaConf.structured(SCHEMAS[kind]), OmegaConf.create(data))
+    except OmegaConfBaseException as e:
+        raise ConfigError(f"checkpoint config: {_one_line(e)}") from None
+    validate(kind, cfg)
+    return cfg
+
+
+def to_dict(cfg: DictConfig) -> dict:
+    return OmegaConf.to_container(cfg, resolve=True)
+
+
+def validate(kind: str, cfg: DictConfig) -> None:
+    for path, ok, message in RULES.get(kind, []):
+        value = OmegaConf.select(cfg, path)
+        if not ok(value):
+            raise ConfigError(f"{path}={value!r}: {message}")
+    if kind == "vqvae":
+        hop = cfg.model.encoder.stride ** cfg.model.encoder.layers
+        if cfg.data.segment % hop:
+            raise ConfigError(f"data.segment={cfg.data.segment} must be a multiple of the encoder hop {hop}")
+
+
+def _strip_meta(node: DictConfig) -> DictConfig:
+    """Presets may carry a free-text `description:` for humans; it is not a config key."""
+    if "description" in node:
+        node.pop("description")
+    return node
+
+
+def _one_line(e: Exception) -> str:
+    msg = str(e).strip().splitlines()
+    text = msg[0] if msg else type(e).__name__
+    key = getattr(e, "full_key", None)
+    if key and key not in text:
+        text = f"{key}: {text}"
+    return text

@@ -1,0 +1,448 @@
+"""A multi-speaker English corpus synthesized with espeak-ng, laid out like VCTK 0.92.
+
+VCTK cannot be downloaded everywhere, so audiovq can make its own stand-in: each speaker is an
+espeak-ng voice (accent + variant + pitch + range + rate) reading a seed-dependent selection
+of the built-in sentences (`sentences.txt`), with phone and word alignments taken from
+espeak's own phoneme events. The tree is the one the VCTK preparation code reads::
+
+    out_dir/
+      README.txt                                   what this is, seed, voices, phone set
+      speaker-info.txt                             VCTK 0.92 columns: ID AGE GENDER ACCENTS REGION
+      wav48_silence_trimmed/p225/p225_001_mic1.flac   48 kHz 16-bit mono
+      txt/p225/p225_001.txt                        the sentence
+      alignments/p225/p225_001.TextGrid            "words" and "phones" tiers, ARPAbet + sil
+
+espeak-ng (the shared library shipped in the ``espeakng-loader`` wheel) is driven through
+ctypes in synchronous mode. It keeps synthesis state in static variables that survive
+``espeak_Terminate`` (the next utterance would depend on the previous one), so every utterance
+loads a fresh instance of the library, seeds its random generator and unloads it again:
+output depends only on (seed, speaker, utterance), never on order or on worker processes.
+"""
+from __future__ import annotations
+
+import _ctypes
+import concurrent.futures
+import ctypes
+import math
+import multiprocessing
+import os
+import pathlib
+import shutil
+import string
+import threading
+import time
+from importlib import resources
+from typing import NamedTuple
+
+import numpy as np
+
+from .. import audio
+from ..atomic import write_text
+from ..errors import AudioVQError, ConfigError
+from .alignments import Interval, write_textgrid
+from .phones import ESPEAK_TO_ARPABET, SIL, espeak_to_arpabet
+
+SAMPLE_RATE = 48000        # rate of the written flac files, as VCTK
+ESPEAK_RATE = 22050        # espeak-ng's native output rate
+FIRST_SPEAKER = 225        # VCTK's first speaker ID is p225
+MAX_SPEAKERS = 999 - FIRST_SPEAKER + 1
+WAV_DIR, TXT_DIR, ALIGN_DIR = "wav48_silence_trimmed", "txt", "alignments"
+README_MARK = "audiovq synthetic corpus"  # first line of README.txt: marks a folder we may rewrite
+
+# (espeak-ng language voice, VCTK-style accent, region). Checked against espeak-ng-data/lang/gmw.
+ACCENTS: tuple[tuple[str, str, str], ...] = (
+    ("en", "English", "Southern England"),
+    ("en-gb-x-rp", "English", "Oxford"),
+    ("en-gb-x-gbclan", "English", "Lancashire"),
+    ("en-gb-x-gbcwmd", "English", "West Midlands"),
+    ("en-gb-scotland", "Scottish", "Edinburgh"),
+    ("en-us", "American", "California"),
+    ("en-us-nyc", "American", "New York"),
+    ("en-029", "Caribbean", "Jamaica"),
+)
+# espeak-ng voice variants (espeak-ng-data/voices/!v) by the gender their file declares.
+VARIANTS = {"F": ("f1", "f2", "f3", "f4", "f5"),
+            "M": ("m1", "m2", "m3", "m4", "m5", "m6", "m7", "m8")}
+# espeak parameters (0..100 for pitch and range, words per minute for rate) by gender: the
+# variants already set a gendered base pitch; these ranges keep low and high voices far apart.
+PITCH = {"F": (40, 70), "M": (30, 60)}
+RANGE = (30, 80)
+RATE = (150, 195)
+AGE = (18, 38)
+LEAD_SILENCE = (0.10, 0.30)  # seconds of silence put before espeak's own (~10 ms) onset
+
+
+class Speaker(NamedTuple):
+    id: str         # "p225"
+    language: str   # espeak-ng language voice, e.g. "en-us"
+    variant: str    # espeak-ng variant, e.g. "f3"
+    gender: str     # "F" or "M"
+    age: int
+    accent: str     # VCTK-style, e.g. "American"
+    region: str
+    pitch: int      # espeakPITCH, 0..100
+    range: int      # espeakRANGE, 0..100
+    rate: int       # espeakRATE, words per minute
+
+    @property
+    def voice(self) -> str:
+        return f"{self.language}+{self.variant}"
+
+
+class SynthSummary(NamedTuple):
+    out_dir: pathlib.Path
+    speakers: int
+    utterances: int      # in total
+    seconds: float       # of audio written
+    elapsed: float       # wall-clock seconds taken
+
+
+def speaker_table(count: int, seed: int = 0) -> list[Speaker]:
+    """Voices of speakers p225, p226, ...: speaker i is the same for a seed whatever `count` is.
+
+    Genders alternate (which comes first depends on the seed); within a gender the k-th speaker
+    takes variant k and an accent stepped so that no (variant, accent) pair repeats before
+    every variant has met several accents; pitch, range, rate and age are drawn per speaker.
+    """
+    if not 1 <= count <= MAX_SPEAKERS:
+        raise ConfigError(f"speakers must be between 1 and {MAX_SPEAKERS}, got {count}")
+    order = np.random.default_rng([seed, 0])
+    accents = [ACCENTS[j] for j in order.permutation(len(ACCENTS))]
+    variants = {g: [v[j] for j in order.permutation(len(v))] for g, v in VARIANTS.items()}
+    first = "FM"[int(order.integers(2))]
+    table = []
+    for i in range(count):
+        gender = first if i % 2 == 0 else "FM"[first == "F"]
+        k = i // 2
+        vs = variants[gender]
+        language, accent, region = accents[(k + k // len(vs) + (3 if gender == "M" else 0)) % len(accents)]
+        r = np.random.default_rng([seed, 1, i])
+        table.append(Speaker(
+            id=f"p{FIRST_SPEAKER + i}", language=language, variant=vs[k % len(vs)], gender=gender,
+            age=int(r.integers(AGE[0], AGE[1] + 1)), accent=accent, region=region,
+            pitch=int(r.integers(PITCH[gender][0], PITCH[gender][1] + 1)),
+            range=int(r.integers(RANGE[0], RANGE[1] + 1)), rate=int(r.integers(RATE[0], RATE[1] + 1))))
+    return table
+
+
+def load_sentences() -> list[str]:
+    """The built-in sentence list (`audiovq/data/sentences.txt`), comments and blanks removed."""
+    text = resources.files(__package__).joinpath("sentences.txt").read_text(encoding="utf-8")
+    return [s.strip() for s in text.splitlines() if s.strip() and not s.lstrip().startswith("#")]
+
+
+def select_sentences(n_sentences: int, speaker_index: int, utterances: int, seed: int = 0) -> list[int]:
+    """Indices of the sentences a speaker reads, in reading order.
+
+    Like VCTK, a common block comes first (a quarter of `utterances`, the same for every
+    speaker of a seed), then sentences drawn for this speaker alone from the rest, so any two
+    speakers share the block plus a few chance overlaps.
+    """
+    if not 1 <= utterances <= n_sentences:
+        raise ConfigError(f"utterances must be between 1 and {n_sentences} (the built-in "
+                          f"sentences), got {utterances}")
+    pool = np.random.default_rng([seed, 2]).permutation(n_sentences)
+    shared = utterances // 4
+    own = np.random.default_rng([seed, 3, speaker_index]).choice(
+        pool[shared:], size=utterances - shared, replace=False)
+    return [int(j) for j in pool[:shared]] + [int(j) for j in own]
+
+
+# ----------------------------------------------------------------------------- espeak-ng
+
+_AUDIO_OUTPUT_SYNCHRONOUS = 2
+_INITIALIZE_PHONEME_EVENTS = 0x0001
+_INITIALIZE_DONT_EXIT = 0x8000
+_CHARS_UTF8 = 1
+_ENDPAUSE = 0x1000
+_POS_CHARACTER = 1
+_EVENT_LIST_TERMINATED, _EVENT_WORD, _EVENT_PHONEME = 0, 1, 7
+_PARAM_RATE, _PARAM_VOLUME, _PARAM_PITCH, _PARAM_RANGE = 1, 2, 3, 4
+
+
+class _EventId(ctypes.Union):
+    _fields_ = [("number", ctypes.c_int), ("name", ctypes.c_char_p), ("string", ctypes.c_char * 8)]
+
+
+class _EspeakEvent(ctypes.Structure):
+    """espeak_EVENT of speak_lib.h (40 bytes on LP64: the pointer fields align to 8)."""
+    _fields_ = [("type", ctypes.c_int), ("unique_identifier", ctypes.c_uint),
+                ("text_position", ctypes.c_int), ("length", ctypes.c_int),
+                ("audio_position", ctypes.c_int), ("sample", ctypes.c_int),
+                ("user_data", ctypes.c_void_p), ("id", _EventId)]
+
+
+_SynthCallback = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int,
+                                  ctypes.POINTER(_EspeakEvent))
+
+
+class Event(NamedTuple):
+    kind: str           # "word" or "phoneme"
+    sample: int         # position in the 22050 Hz output
+    text_position: int  # 1-based character index of the word in the text (words)
+    length: int         # characters in the word (words)
+    phoneme: str        # espeak mnemonic with stress marks (phonemes)
+
+
+class Synthesis(NamedTuple):
+    audio: np.ndarray   # (T,) int16 at ESPEAK_RATE
+    events: list[Event]
+
+
+_espeak_lock = threading.Lock()  # espeak-ng is one global state per loaded instance
+
+
+def _espeak_paths() -> tuple[str, str]:
+    try:
+        import espeakng_loader
+    except ImportError:
+        raise AudioVQError("the synthetic corpus needs the espeakng-loader package "
+                           "(pip install espeakng-loader)") from None
+    return espeakng_loader.get_library_path(), espeakng_loader.get_data_path()
+
+
+def espeak_synthesize(text: str, voice: str, *, rate: int = 175, pitch: int = 50, pitch_range: int = 50,
+                      rand_seed: int = 0) -> Synthesis:
+    """Speak `text` with espeak-ng voice `voice` ("en-us+f3"); samples and word/phoneme events.
+
+    A fresh library instance per call makes the result a function of the arguments alone.
+    """
+    lib_path, data_path = _espeak_paths()
+    samples: list[np.ndarray] = []
+    events: list[Event] = []
+
+    def collect(wav, n, ev) -> int:
+        if n > 0:
+            samples.append(np.ctypeslib.as_array(wav, (n,)).copy())
+        i = 0
+        while ev[i].type != _EVENT_LIST_TERMINATED:
+            e = ev[i]
+            if e.type == _EVENT_WORD:
+                events.append(Event("word", e.sample, e.text_position, e.length, ""))
+            elif e.type == _EVENT_PHONEME:
+                events.append(Event("phoneme", e.sample, 0, 0, e.id.string.decode("ascii", "replace")))
+            i += 1
+        return 0
+
+    callback = _SynthCallback(collect)
+    encoded = text.encode("utf-8")
+    with _espeak_lock:
+        lib = ctypes.CDLL(lib_path)
+        try:
+            lib.espeak_Initialize.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_int]
+            lib.espeak_SetVoiceByName.argtypes = [ctypes.c_char_p]
+            lib.espeak_SetParameter.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int]
+            lib.espeak_ng_SetRandSeed.argtypes = [ctypes.c_long]
+            lib.espeak_Synth.argtypes = [ctypes.c_char_p, ctypes.c_size_t, ctypes.c_uint, ctypes.c_int,
+                                         ctypes.c_uint, ctypes.c_uint, ctypes.c_void_p, ctypes.c_void_p]
+            sr = lib.espeak_Initialize(_AUDIO_OUTPUT_SYNCHRONOUS, 0, data_path.encode(),
+                                       _INITIALIZE_PHONEME_EVENTS | _INITIALIZE_DONT_EXIT)
+            if sr != ESPEAK_RATE:
+                raise AudioVQError(f"espeak-ng failed to initialise from {data_path} (returned {sr})")
+            lib.espeak_ng_SetRandSeed(rand_seed)
+            lib.espeak_SetSynthCallback(callback)
+            if lib.espeak_SetVoiceByName(voice.encode()) != 0:
+                raise AudioVQError(f"espeak-ng has no voice {voice!r}")
+            # Setting a voice keeps the previous rate/pitch/range, so always set all of them.
+            for param, value in ((_PARAM_RATE, rate), (_PARAM_PITCH, pitch), (_PARAM_RANGE, pitch_range),
+                                 (_PARAM_VOLUME, 100)):
+                lib.espeak_SetParameter(param, int(value), 0)
+            err = lib.espeak_Synth(encoded, len(encoded) + 1, 0, _POS_CHARACTER, 0,
+                                   _CHARS_UTF8 | _ENDPAUSE, None, None)
+            if err != 0:
+                raise AudioVQError(f"espeak-ng could not speak {text[:40]!r} (error {err})")
+            lib.espeak_Synchronize()
+        finally:
+            lib.espeak_Terminate()
+            _ctypes.dlclose(lib._handle)  # drop the static state: the next call starts afresh
+    wav = np.concatenate(samples) if samples else np.zeros(0, np.int16)
+    return Synthesis(wav, events)
+
+
+# ----------------------------------------------------------------------------- alignment
+
+class Aligned(NamedTuple):
+    audio: np.ndarray                 # (T,) float32 at SAMPLE_RATE
+    tiers: dict[str, list[Interval]]  # "words" and "phones", tiling [0, T / SAMPLE_RATE]
+
+
+def _word_label(text: str, event: Event) -> str:
+    word = text[event.text_position - 1:event.text_position - 1 + event.length]
+    return word.strip(string.punctuation + string.whitespace).lower()
+
+
+def align(text: str, synthesis: Synthesis, lead: int = 0) -> Aligned:
+    """Resample to 48 kHz and turn espeak's events into contiguous words/phones tiers.
+
+    `lead` zero samples (22050 Hz) are put in front. Each phoneme lasts until the next one
+    starts (the last one until the end); zero-length phonemes are dropped, pauses and the
+    stretch before the first phoneme are `sil` (merged when adjacent), and a word spans its
+    first to last non-silent phone. Boundaries are snapped to the 48 kHz sample grid, and
+    the audio is padded so the two rates' durations agree exactly.
+    """
+    up, down = SAMPLE_RATE // math.gcd(SAMPLE_RATE, ESPEAK_RATE), ESPEAK_RATE // math.gcd(SAMPLE_RATE, ESPEAK_RATE)
+    n = lead + len(synthesis.audio)
+    n += -n % down  # whole number of 48 kHz samples
+    wav22 = np.zeros(n, np.float32)
+    wav22[lead:lead + len(synthesis.audio)] = synthesis.audio.astype(np.float32) / 32768.0
+
+    # (start, label, word index or -1) per phoneme event, in event order
+    words: list[str] = []
+    marks: list[tuple[int, str, int]] = [(0, SIL, -1)]
+    last = 0
+    for e in synthesis.events:
+        if e.kind == "word":
+            words.append(_word_label(text, e))
+        else:
+            last = min(max(last, lead + e.sample), n)  # events never run backwards or past the end
+            label = espeak_to_arpabet(e.phoneme)
+            marks.append((last, label, len(words) - 1 if label != SIL else -1))
+    phones: list[tuple[int, int, str, int]] = []
+    for (start, label, word), (end, _, _) in zip(marks, marks[1:] + [(n, SIL, -1)]):
+        if end <= start:
+            continue  # zero-length event: the next one takes over at the same sample
+        if phones and label == SIL and phones[-1][2] == SIL:
+            phones[-1] = (phones[-1][0], end, SIL, -1)
+        else:
+            phones.append((start, end, label, word))
+
+    def seconds(s: int) -> float:  # a 22050 Hz boundary on the 48 kHz grid
+        return round(s * up / down) / SAMPLE_RATE
+
+    phone_tier = [Interval(seconds(s), seconds(e), lab) for s, e, lab, _ in phones]
+    word_tier: list[Interval] = []
+    t = 0.0
+    for w, label in enumerate(words):
+        inside = [(s, e) for s, e, lab, word in phones if word == w]
+        if not inside:
+            continue
+        start, end = seconds(inside[0][0]), seconds(inside[-1][1])
+        if start > t:
+            word_tier.append(Interval(t, start, ""))
+        word_tier.append(Interval(start, end, label))
+        t = end
+    total = seconds(n)
+    if t < total:
+        word_tier.append(Interval(t, total, ""))
+    wav48 = np.clip(audio.resample(wav22, ESPEAK_RATE, SAMPLE_RATE), -1.0, 1.0)
+    assert len(wav48) == n * up // down
+    return Aligned(wav48, {"words": word_tier, "phones": phone_tier})
+
+
+# ----------------------------------------------------------------------------- corpus
+
+class _Job(NamedTuple):
+    out_dir: str
+    speaker: Speaker
+    number: int       # 1-based utterance number
+    text: str
+    seed: int
+
+
+def utterance_id(speaker_id: str, number: int) -> str:
+    return f"{speaker_id}_{number:03d}"
+
+
+def _make_utterance(job: _Job) -> float:
+    """Synthesize, align and write one utterance; returns its duration in seconds."""
+    sp = job.speaker
+    index = int(sp.id[1:]) - FIRST_SPEAKER
+    r = np.random.default_rng([job.seed, 4, index, job.number])
+    lead = int(round(r.uniform(*LEAD_SILENCE) * ESPEAK_RATE))
+    synth = espeak_synthesize(job.text, sp.voice, rate=sp.rate, pitch=sp.pitch, pitch_range=sp.range,
+                              rand_seed=int(r.integers(2**31 - 1)))
+    aligned = align(job.text, synth, lead)
+    root, uid = pathlib.Path(job.out_dir), utterance_id(sp.id, job.number)
+    duration = len(aligned.audio) / SAMPLE_RATE
+    audio.save(root / WAV_DIR / sp.id / f"{uid}_mic1.flac", aligned.audio, SAMPLE_RATE, subtype="PCM_16")
+    write_text(root / TXT_DIR / sp.id / f"{uid}.txt", job.text + "\n")
+    write_textgrid(root / ALIGN_DIR / sp.id / f"{uid}.TextGrid", aligned.tiers, xmax=duration)
+    return duration
+
+
+def _prepare_out_dir(out: pathlib.Path) -> None:
+    """Refuse a non-empty folder that is not ours; clear our old output from one that is."""
+    if out.exists() and not out.is_dir():
+        raise AudioVQError(f"{out}: exists and is not a directory")
+    if out.is_dir() and any(out.iterdir()):
+        readme = out / "README.txt"
+        if not readme.is_file() or not readme.read_text(errors="replace").startswith(README_MARK):
+            raise AudioVQError(f"{out}: not empty and not an audiovq synthetic corpus; choose another folder")
+        for sub in (WAV_DIR, TXT_DIR, ALIGN_DIR):  # a smaller re-run must not leave stale files
+            shutil.rmtree(out / sub, ignore_errors=True)
+        (out / "speaker-info.txt").unlink(missing_ok=True)
+    out.mkdir(parents=True, exist_ok=True)
+
+
+def _readme(speakers: list[Speaker], utterances: int, seed: int) -> str:
+    rows = "\n".join(f"  {s.id}  {s.gender}  {s.voice:<22} pitch {s.pitch:3d}  range {s.range:3d}  "
+                     f"rate {s.rate:3d} wpm  ({s.accent}, {s.region})" for s in speakers)
+    n_shared = utterances // 4
+    shared = (f"utterances 001-{n_shared:03d} of every speaker\nare the same sentences, the rest are drawn "
+              f"per speaker." if n_shared else "each speaker's are drawn\nseparately.")
+    return f"""{README_MARK}
+
+A stand-in for VCTK 0.92 made by audiovq.data.synthetic: English speech from espeak-ng,
+{len(speakers)} speakers x {utterances} utterances, seed {seed}. The same seed gives the same bytes.
+Speakers read sentences written for audiovq (audiovq/data/sentences.txt): {shared}
+
+Layout (as VCTK 0.92, plus alignments like Montreal Forced Aligner's):
+  speaker-info.txt                                 ID AGE GENDER ACCENTS REGION
+  wav48_silence_trimmed/pXXX/pXXX_NNN_mic1.flac    48 kHz, 16-bit, mono, with leading/trailing silence
+  txt/pXXX/pXXX_NNN.txt                            the sentence
+  alignments/pXXX/pXXX_NNN.TextGrid                Praat long text format, tiers "words" and "phones"
+
+Phone set (phones tier): the 39 ARPAbet phones of CMUdict without stress digits
+  {' '.join(p for p in sorted(set(ESPEAK_TO_ARPABET.values())) if p != SIL)}
+plus "sil" for pauses and silence; empty labels in the words tier are silence. espeak-ng's
+phoneme mnemonics are mapped by the table in audiovq/data/phones.py.
+
+Voices (espeak-ng language+variant and parameters):
+{rows}
+"""
+
+
+def _speaker_info(speakers: list[Speaker]) -> str:
+    lines = ["ID  AGE  GENDER  ACCENTS  REGION COMMENTS "]
+    lines += [f"{s.id}  {s.age}  {s.gender}  {s.accent}  {s.region}" for s in speakers]
+    return "\n".join(lines) + "\n"
+
+
+def synthesize_corpus(out_dir: str | os.PathLike, speakers: int = 12, utterances: int = 60, seed: int = 0,
+                      progress: bool = True, workers: int | None = None) -> SynthSummary:
+    """Write a `speakers` x `utterances` VCTK-shaped corpus to `out_dir` (see the module doc).
+
+    `workers` processes share the work (default: one per core, at most 4; small corpora run in
+    this process); the files are the same for any number of workers. Raises ConfigError for a
+    bad count and AudioVQError for an `out_dir` holding something other than this corpus.
+    """
+    t0 = time.perf_counter()
+    out = pathlib.Path(out_dir)
+    table = speaker_table(speakers, seed)
+    sentences = load_sentences()
+    jobs = [_Job(str(out), sp, number, sentences[j], seed)
+            for i, sp in enumerate(table)
+            for number, j in enumerate(select_sentences(len(sentences), i, utterances, seed), start=1)]
+    _prepare_out_dir(out)
+    write_text(out / "README.txt", _readme(table, utterances, seed))
+    if workers is None:
+        workers = 1 if len(jobs) < 48 else min(os.cpu_count() or 1, 4)
+    from tqdm import tqdm
+    bar = tqdm(total=len(jobs), desc="synthesizing", unit="utt", disable=not progress)
+    seconds = 0.0
+    try:
+        if workers <= 1:
+            for job in jobs:
+                seconds += _make_utterance(job)
+                bar.update()
+        else:
+            # Fresh interpreters: a forked copy of a process running torch threads can deadlock.
+            ctx = multiprocessing.get_context("spawn")
+            with concurrent.futures.ProcessPoolExecutor(workers, mp_context=ctx) as pool:
+                for duration in pool.map(_make_utterance, jobs, chunksize=8):
+                    seconds += duration
+                    bar.update()
+    finally:
+        bar.close()
+    write_text(out / "speaker-info.txt", _speaker_info(table))  # written last: marks a complete corpus
+    return SynthSummary(out, len(table), len(jobs), seconds, time.perf_counter() - t0)

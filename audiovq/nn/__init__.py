@@ -1,0 +1,1 @@
+"""Neural network modules: quantizer, encoders, the WaveNet stack, assembled models."""

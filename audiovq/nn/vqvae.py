@@ -1,0 +1,113 @@
+"""The audio VQ-VAE: waveform encoder → vector quantizer → WaveNet decoder conditioned on
+the upsampled codes and a learned speaker embedding (paper, section 4.3).
+
+loss = NLL(x | z_q, speaker) + ‖sg[z_e] − e‖² + β‖z_e − sg[e]‖²
+"""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..audio import mu_law_encode
+from .distributions import Categorical, make_output
+from .encoder import WaveformEncoder
+from .quantizer import VectorQuantizer, VQResult
+from .wavenet import WaveNet
+
+
+class Conditioner(nn.Module):
+    """Quantized codes (B, D, F) → local conditioning (B, C, F · hop) at the sample rate.
+
+    A few convolutions at the code rate give each frame some context, then learned
+    upsampling: a transposed convolution with kernel = stride = hop (each of the hop
+    positions inside a frame gets its own projection), or plain repetition.
+    """
+
+    def __init__(self, dim: int, channels: int, hop: int, layers: int = 2, upsample: str = "transposed"):
+        super().__init__()
+        blocks: list[nn.Module] = []
+        for i in range(layers):
+            blocks += [nn.Conv1d(dim if i == 0 else channels, channels, 3, padding=1), nn.ReLU()]
+        self.context = nn.Sequential(*blocks) if layers else nn.Conv1d(dim, channels, 1)
+        self.hop, self.mode = hop, upsample
+        self.upsample = nn.ConvTranspose1d(channels, channels, hop, stride=hop) if upsample == "transposed" else None
+
+    def forward(self, codes: torch.Tensor) -> torch.Tensor:
+        h = self.context(codes)
+        if self.upsample is not None:
+            return self.upsample(h)
+        return h.repeat_interleave(self.hop, dim=-1)
+
+
+class VQVAEOutput(NamedTuple):
+    loss: torch.Tensor       # total training loss
+    nll: torch.Tensor        # decoder NLL per sample, nats
+    vq: VQResult
+    logits: torch.Tensor     # (B, C_out, T)
+
+    def scalars(self, code_rate: float) -> dict[str, float]:
+        """Numbers worth logging each step."""
+        return {"loss": float(self.loss.detach()), "nll": float(self.nll.detach()),
+                "commitment": float(self.vq.commitment), "codebook": float(self.vq.codebook_loss),
+                "perplexity": float(self.vq.perplexity), "usage": float(self.vq.usage),
+                "bits": float(self.vq.entropy_bits), "bitrate": float(self.vq.entropy_bits) * code_rate}
+
+
+class AudioVQVAE(nn.Module):
+    """Waveform (B, T) in [-1, 1] + speaker indices (B,) → VQVAEOutput.
+
+    `model` is the config's `model` section (see audiovq/config.py); T must be a multiple of
+    `hop`. `code_rate` (codes per second) follows from the sample rate and the encoder.
+    """
+
+    def __init__(self, model, num_speakers: int, sample_rate: int):
+        super().__init__()
+        e, q, d = model.encoder, model.quantizer, model.decoder
+        self.encoder = WaveformEncoder(e.channels, q.dim, e.layers, e.stride, e.residual_layers)
+        self.quantizer = VectorQuantizer(q.codebook_size, q.dim, q.beta, q.ema, q.decay, q.eps,
+                                         q.warmup_steps, q.kmeans_iters, q.restart_after, q.window)
+        self.output = make_output(d.output, d.classes, d.mixtures)
+        self.conditioner = Conditioner(q.dim, d.cond_channels, self.encoder.hop, d.cond_layers, d.upsample)
+        self.speakers = nn.Embedding(num_speakers, d.speaker_dim)
+        dilations = [2 ** i for i in range(d.layers_per_cycle)] * d.cycles
+        self.decoder = WaveNet(d.classes, self.output.channels, dilations, d.residual_channels,
+                               d.gate_channels, d.skip_channels, d.kernel_size,
+                               d.cond_channels, d.speaker_dim)
+        self.sample_rate, self.classes = sample_rate, d.classes
+        self.hop = self.encoder.hop
+        self.code_rate = sample_rate / self.hop
+
+    def forward(self, wav: torch.Tensor, speaker: torch.Tensor) -> VQVAEOutput:
+        vq = self.quantizer(self.encoder(wav))
+        nll, logits = self.reconstruction(wav, vq.quantized, speaker)
+        return VQVAEOutput(nll + vq.loss, nll, vq, logits)
+
+    def reconstruction(self, wav: torch.Tensor, quantized: torch.Tensor, speaker: torch.Tensor):
+        """Teacher-forced decoder NLL (nats per sample) of wav (B, T) given codewords
+        (B, D, T / hop) and speakers (B,); returns (nll, logits (B, C_out, T))."""
+        local, glob = self.conditioner(quantized), self.speakers(speaker)
+        logits = self.decoder(self.decoder_inputs(wav), local[..., : wav.shape[-1]], glob)
+        target = mu_law_encode(wav, self.classes) if isinstance(self.output, Categorical) else wav
+        return self.output.nll(logits, target), logits
+
+    def decoder_inputs(self, wav: torch.Tensor) -> torch.Tensor:
+        """µ-law bins of the previous sample at each step: (B, T) int64, first = silence."""
+        q = mu_law_encode(wav, self.classes)
+        return F.pad(q[:, :-1], (1, 0), value=self.silence_class)
+
+    @property
+    def silence_class(self) -> int:
+        return int(mu_law_encode(torch.zeros(1), self.classes))
+
+    @torch.no_grad()
+    def encode(self, wav: torch.Tensor) -> torch.Tensor:
+        """Waveform (B, T) → code indices (B, ceil(T / hop)) (pads T up to a multiple of hop)."""
+        pad = (-wav.shape[-1]) % self.hop
+        return self.quantizer(self.encoder(F.pad(wav, (0, pad)))).indices
+
+    def conditioning(self, indices: torch.Tensor, speaker: torch.Tensor):
+        """Codes (B, F) + speakers (B,) → (local (B, C, F · hop), glob (B, G)) for the decoder."""
+        return self.conditioner(self.quantizer.lookup(indices)), self.speakers(speaker)

@@ -1,0 +1,72 @@
+"""Training the speech VQ-VAE from a config: corpus → speaker table → model → Trainer, with
+validation that watches the codebook and whether the decoder uses the codes at all.
+"""
+from __future__ import annotations
+
+import torch
+
+from . import config as config_mod
+from .corpus import ensure_prepared
+from .data.datasets import SegmentSource
+from .data.manifest import Manifest
+from .nn.vqvae import AudioVQVAE
+from .train import Trainer, TrainResult, setup
+
+COLLAPSE_GAP = 0.02  # nats: below this, decoding with the wrong codes is as good as the right ones
+
+
+def speaker_table(manifest: Manifest) -> list[dict]:
+    """The training speakers in embedding order, with what `audiovq speakers` shows."""
+    return [{"id": s.id, "gender": s.gender, "age": s.age, "accent": s.accent, "region": s.region}
+            for s in (manifest.speaker(i) for i in manifest.speaker_ids("train"))]
+
+
+def build_model(cfg, num_speakers: int) -> AudioVQVAE:
+    return AudioVQVAE(cfg.model, num_speakers, cfg.data.sample_rate)
+
+
+@torch.no_grad()
+def validate(model: AudioVQVAE, batch, device) -> dict:
+    """NLL with the true codes and with another utterance's codes (the collapse guard),
+    plus codebook statistics, on a fixed set of held-out segments."""
+    wav, speaker = batch.wav.to(device), batch.speaker.to(device)
+    out = model(wav, speaker)
+    result = {"nll": float(out.nll), "perplexity": float(out.vq.perplexity), "usage": float(out.vq.usage),
+              "bits": float(out.vq.entropy_bits)}
+    if wav.shape[0] > 1:
+        wrong = float(model.reconstruction(wav, out.vq.quantized.roll(1, dims=0), speaker)[0])
+        result["nll_wrong_codes"] = wrong
+        result["code_gap"] = wrong - result["nll"]
+    result["code_histogram"] = out.vq.indices.flatten().float().cpu()
+    return result
+
+
+def train_vqvae(cfg) -> TrainResult:
+    """Train (or resume) the speech VQ-VAE described by a `vqvae` config."""
+    d = setup(cfg.train.device, cfg.train.threads)
+    manifest = ensure_prepared(cfg.data, progress=d.main)
+    speakers = speaker_table(manifest)
+    ids = [s["id"] for s in speakers]
+    torch.manual_seed(cfg.train.seed)  # identical initial weights on every rank
+    model = build_model(cfg, len(ids))
+    source = SegmentSource(manifest, "train", cfg.data.segment, ids, cfg.data.cache_gb * 1e9)
+    val_batch = SegmentSource(manifest, "val", cfg.data.segment, ids, 0.2e9).fixed(cfg.data.val_segments)
+
+    def check(m, step):
+        result = validate(m, val_batch, d.device)
+        if "code_gap" in result and step >= 2 * cfg.train.val_every and result["code_gap"] < COLLAPSE_GAP:
+            print(f"WARNING step {step}: the decoder is ignoring the codes (NLL with wrong codes "
+                  f"{result['nll_wrong_codes']:.3f} vs right codes {result['nll']:.3f} nats)", flush=True)
+        return result
+
+    extra = {"speakers": speakers, "sample_rate": cfg.data.sample_rate, "code_rate": model.code_rate,
+             "hop": model.hop, "corpus": str(manifest.root)}
+    trainer = Trainer(cfg.train, model, kind="vqvae", config=config_mod.to_dict(cfg), extra=extra,
+                      next_batch=lambda g, part: source.batch(cfg.train.batch_size, g, part),
+                      scalars=lambda out: out.scalars(model.code_rate), validate=check,
+                      show=("loss", "nll", "perplexity", "usage"), dist_info=d)
+    if d.main:
+        print(f"training {sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters on "
+              f"{len(ids)} speakers, {len(source.utterances)} utterances, device {d.device}, "
+              f"{d.world} process(es); run dir {cfg.train.run_dir}", flush=True)
+    return trainer.fit()
