@@ -213,3 +213,109 @@ def _one_line(e: Exception) -> str:
     if key and key not in text:
         text = f"{key}: {text}"
     return text
+
+
+# =====================================================================================
+# Images (issue #7) — appended section: the image VQ-VAE ("images") and the Gated PixelCNN
+# prior over its codes ("images_prior"); see audiovq/images.py, configs/images.yaml and
+# configs/images_prior.yaml. The dataclass defaults are the paper's CIFAR-10 model; the
+# presets are CPU-sized.
+# =====================================================================================
+@dataclass
+class ImageDataConfig:
+    dataset: str = "digits"         # digits (embedded, no download) | mnist | cifar10
+    root: Optional[str] = None      # folder with the MNIST idx files / CIFAR-10 python batches
+    size: int = 32                  # digits only: side of the upscaled 8 × 8 digits
+    val_images: int = 256           # held-out images checked at every validation
+    eval_images: int = 0            # held-out images in the final evaluation (0 = all)
+
+
+@dataclass
+class ImageModelConfig:
+    hidden: int = 256               # channels of the conv layers and residual blocks
+    residual_hidden: int = 256      # inner channels of a residual block
+    residual_blocks: int = 2
+    downsample: int = 2             # stride-2 4×4 convs: latents are (H / 2^n) × (W / 2^n)
+    recon_loss: str = "mse"         # mse (÷ data variance) | logistic (discretized, 256 levels)
+    quantizer: QuantizerConfig = field(default_factory=QuantizerConfig)
+
+
+@dataclass
+class ImagesConfig:
+    model: ImageModelConfig = field(default_factory=ImageModelConfig)
+    data: ImageDataConfig = field(default_factory=ImageDataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+
+@dataclass
+class PixelCNNConfig:
+    channels: int = 128             # width of the vertical and horizontal stacks
+    layers: int = 12                # gated layers (the first is mask type A)
+    kernel: int = 3                 # odd kernel size of the type-B layers
+    first_kernel: int = 7           # odd kernel size of the type-A layer
+    head: int = 512                 # hidden channels of the 1×1 output head
+    class_conditional: bool = True  # condition every layer on the image label
+
+
+@dataclass
+class PriorDataConfig:
+    val_images: int = 256           # held-out code grids checked at every validation
+    eval_images: int = 0            # held-out code grids in the final evaluation (0 = all)
+
+
+@dataclass
+class ImageSampleConfig:
+    per_class: int = 8              # samples per class (class-conditional prior)
+    count: int = 64                 # samples (unconditional prior)
+    temperature: float = 1.0        # softmax temperature (0 = argmax)
+    seed: int = 0
+    compare_naive: bool = True      # also run the naive sampler (same seed): time it, check equality
+
+
+@dataclass
+class ImagesPriorConfig:
+    vqvae: Optional[str] = None     # the image VQ-VAE: checkpoint file or its run directory
+    model: PixelCNNConfig = field(default_factory=PixelCNNConfig)
+    data: PriorDataConfig = field(default_factory=PriorDataConfig)
+    sample: ImageSampleConfig = field(default_factory=ImageSampleConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+
+def _odd(v) -> bool:
+    return v >= 1 and v % 2 == 1
+
+
+SCHEMAS["images"] = ImagesConfig
+SCHEMAS["images_prior"] = ImagesPriorConfig
+DEFAULT_PRESET["images"] = "images"
+DEFAULT_PRESET["images_prior"] = "images_prior"
+_TRAIN_RULES = [r for r in RULES["vqvae"] if r[0].startswith("train.")]
+RULES["images"] = [
+    ("data.dataset", lambda v: v in ("digits", "mnist", "cifar10"), "must be digits, mnist or cifar10"),
+    ("data.size", lambda v: v >= 8, "must be at least 8"),
+    ("data.val_images", lambda v: v >= 1, "must be at least 1"),
+    ("data.eval_images", lambda v: v >= 0, "must be non-negative"),
+    ("model.hidden", lambda v: v >= 2 and v % 2 == 0, "must be an even number ≥ 2"),
+    ("model.residual_hidden", lambda v: v >= 1, "must be positive"),
+    ("model.residual_blocks", lambda v: v >= 0, "must be non-negative"),
+    ("model.downsample", lambda v: 1 <= v <= 5, "must be between 1 and 5"),
+    ("model.recon_loss", lambda v: v in ("mse", "logistic"), "must be mse or logistic"),
+    ("model.quantizer.codebook_size", lambda v: v >= 2, "must be at least 2"),
+    ("model.quantizer.dim", lambda v: v >= 1, "must be positive"),
+    ("model.quantizer.beta", lambda v: v >= 0, "must be non-negative"),
+    ("model.quantizer.decay", lambda v: 0 < v < 1, "must be in (0, 1)"),
+] + _TRAIN_RULES
+RULES["images_prior"] = [
+    ("vqvae", lambda v: bool(v), "is required: vqvae=PATH (an image VQ-VAE checkpoint or its run dir)"),
+    ("model.channels", lambda v: v >= 1, "must be positive"),
+    ("model.layers", lambda v: v >= 1, "must be at least 1"),
+    ("model.kernel", _odd, "must be an odd number ≥ 1"),
+    ("model.first_kernel", _odd, "must be an odd number ≥ 1"),
+    ("model.head", lambda v: v >= 1, "must be positive"),
+    ("data.val_images", lambda v: v >= 1, "must be at least 1"),
+    ("data.eval_images", lambda v: v >= 0, "must be non-negative"),
+    ("sample.per_class", lambda v: v >= 1, "must be at least 1"),
+    ("sample.count", lambda v: v >= 1, "must be at least 1"),
+    ("sample.temperature", lambda v: v >= 0, "must be non-negative"),
+] + _TRAIN_RULES
+# ============================================================ end of the images section

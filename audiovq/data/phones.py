@@ -3,8 +3,10 @@
 Labels are upper case without stress digits, as in Montreal Forced Aligner output with an
 ARPAbet dictionary; ``sil`` marks pauses and leading/trailing silence. The synthetic corpus
 (`audiovq.data.synthetic`) labels its phones by mapping espeak-ng's English phoneme mnemonics
-onto this set. The mapping is lexical, the way CMUdict would transcribe the word (BATH words
-are AE, NURSE and lettER are ER, non-rhotic NEAR is IH), so every accent shares one set:
+onto this set, each mnemonic to the phone CMUdict would write for the words that use it
+(BATH words are AE, NURSE and lettER are ER, non-rhotic NEAR is IH), so every accent shares
+one set. What an accent actually says is kept: espeak's West Midlands voice drops h, so its
+alignments have no HH, and its Caribbean voice says T and D for TH and DH.
 
 =======  ===========================  =======  ===========================
 ARPAbet  espeak-ng English phonemes   ARPAbet  espeak-ng English phonemes

@@ -21,12 +21,14 @@ output depends only on (seed, speaker, utterance), never on order or on worker p
 from __future__ import annotations
 
 import _ctypes
+import bisect
 import concurrent.futures
 import ctypes
 import math
 import multiprocessing
 import os
 import pathlib
+import re
 import shutil
 import string
 import threading
@@ -100,10 +102,12 @@ class SynthSummary(NamedTuple):
 def speaker_table(count: int, seed: int = 0) -> list[Speaker]:
     """Voices of speakers p225, p226, ...: speaker i is the same for a seed whatever `count` is.
 
-    Genders alternate (which comes first depends on the seed); within a gender the k-th speaker
-    takes variant k and an accent stepped so that no (variant, accent) pair repeats before
-    every variant has met several accents; pitch, range, rate and age are drawn per speaker.
+    Genders alternate (which comes first depends on the seed); within a gender the speakers
+    step through the (variant, accent) pairs so that none repeats before all have been used
+    (40 female, 64 male) and neighbours differ in both; pitch, range, rate and age are drawn
+    per speaker, so even a repeated pair sounds different.
     """
+    _check_seed(seed)
     if not 1 <= count <= MAX_SPEAKERS:
         raise ConfigError(f"speakers must be between 1 and {MAX_SPEAKERS}, got {count}")
     order = np.random.default_rng([seed, 0])
@@ -115,7 +119,9 @@ def speaker_table(count: int, seed: int = 0) -> list[Speaker]:
         gender = first if i % 2 == 0 else "FM"[first == "F"]
         k = i // 2
         vs = variants[gender]
-        language, accent, region = accents[(k + k // len(vs) + (3 if gender == "M" else 0)) % len(accents)]
+        # variant k mod V with accent (variant + k div V): every pair once in the first V x A
+        language, accent, region = accents[(k % len(vs) + k // len(vs) + (3 if gender == "M" else 0))
+                                           % len(accents)]
         r = np.random.default_rng([seed, 1, i])
         table.append(Speaker(
             id=f"p{FIRST_SPEAKER + i}", language=language, variant=vs[k % len(vs)], gender=gender,
@@ -123,6 +129,11 @@ def speaker_table(count: int, seed: int = 0) -> list[Speaker]:
             pitch=int(r.integers(PITCH[gender][0], PITCH[gender][1] + 1)),
             range=int(r.integers(RANGE[0], RANGE[1] + 1)), rate=int(r.integers(RATE[0], RATE[1] + 1))))
     return table
+
+
+def _check_seed(seed: int) -> None:
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ConfigError(f"seed must be a non-negative integer, got {seed!r}")
 
 
 def load_sentences() -> list[str]:
@@ -138,6 +149,7 @@ def select_sentences(n_sentences: int, speaker_index: int, utterances: int, seed
     speaker of a seed), then sentences drawn for this speaker alone from the rest, so any two
     speakers share the block plus a few chance overlaps.
     """
+    _check_seed(seed)
     if not 1 <= utterances <= n_sentences:
         raise ConfigError(f"utterances must be between 1 and {n_sentences} (the built-in "
                           f"sentences), got {utterances}")
@@ -185,8 +197,31 @@ class Event(NamedTuple):
 
 
 class Synthesis(NamedTuple):
-    audio: np.ndarray   # (T,) int16 at ESPEAK_RATE
+    audio: np.ndarray         # (T,) int16 at ESPEAK_RATE
     events: list[Event]
+    word_phonemes: list[int]  # phonemes of each of `text_words(text)` said on its own
+
+
+class Word(NamedTuple):
+    start: int  # 0-based character index in the text
+    label: str  # lower case, surrounding punctuation removed
+
+
+def text_words(text: str) -> list[Word]:
+    """The words of a text as the words tier labels them (whitespace-separated tokens)."""
+    words = []
+    for m in re.finditer(r"\S+", text):
+        label = m.group().strip(string.punctuation).lower()
+        if label:
+            words.append(Word(m.start(), label))
+    return words
+
+
+def _count_phonemes(lib, word: str) -> int:
+    """Phonemes espeak says for `word` alone (pauses excluded), from espeak_TextToPhonemes."""
+    ptr = ctypes.c_char_p(word.encode("utf-8"))
+    out = lib.espeak_TextToPhonemes(ctypes.byref(ptr), _CHARS_UTF8, ord(" ") << 8) or b""
+    return sum(1 for name in out.decode("ascii", "replace").split() if not name.startswith("_"))
 
 
 _espeak_lock = threading.Lock()  # espeak-ng is one global state per loaded instance
@@ -206,6 +241,8 @@ def espeak_synthesize(text: str, voice: str, *, rate: int = 175, pitch: int = 50
     """Speak `text` with espeak-ng voice `voice` ("en-us+f3"); samples and word/phoneme events.
 
     A fresh library instance per call makes the result a function of the arguments alone.
+    espeak gives some word pairs ("of the") one WORD event; `word_phonemes` lets `align`
+    split those.
     """
     lib_path, data_path = _espeak_paths()
     samples: list[np.ndarray] = []
@@ -252,11 +289,14 @@ def espeak_synthesize(text: str, voice: str, *, rate: int = 175, pitch: int = 50
             if err != 0:
                 raise AudioVQError(f"espeak-ng could not speak {text[:40]!r} (error {err})")
             lib.espeak_Synchronize()
+            lib.espeak_TextToPhonemes.restype = ctypes.c_char_p
+            lib.espeak_TextToPhonemes.argtypes = [ctypes.POINTER(ctypes.c_char_p), ctypes.c_int, ctypes.c_int]
+            counts = [_count_phonemes(lib, text[w.start:].split(maxsplit=1)[0]) for w in text_words(text)]
         finally:
             lib.espeak_Terminate()
             _ctypes.dlclose(lib._handle)  # drop the static state: the next call starts afresh
     wav = np.concatenate(samples) if samples else np.zeros(0, np.int16)
-    return Synthesis(wav, events)
+    return Synthesis(wav, events, counts)
 
 
 # ----------------------------------------------------------------------------- alignment
@@ -266,18 +306,15 @@ class Aligned(NamedTuple):
     tiers: dict[str, list[Interval]]  # "words" and "phones", tiling [0, T / SAMPLE_RATE]
 
 
-def _word_label(text: str, event: Event) -> str:
-    word = text[event.text_position - 1:event.text_position - 1 + event.length]
-    return word.strip(string.punctuation + string.whitespace).lower()
-
-
 def align(text: str, synthesis: Synthesis, lead: int = 0) -> Aligned:
     """Resample to 48 kHz and turn espeak's events into contiguous words/phones tiers.
 
     `lead` zero samples (22050 Hz) are put in front. Each phoneme lasts until the next one
     starts (the last one until the end); zero-length phonemes are dropped, pauses and the
     stretch before the first phoneme are `sil` (merged when adjacent), and a word spans its
-    first to last non-silent phone. Boundaries are snapped to the 48 kHz sample grid, and
+    first to last non-silent phone. Words that espeak spoke as one (its WORD event covers
+    "of", the next event starts after "the") share out the phones in order, each taking as
+    many as it has when said alone. Boundaries are snapped to the 48 kHz sample grid, and
     the audio is padded so the two rates' durations agree exactly.
     """
     up, down = SAMPLE_RATE // math.gcd(SAMPLE_RATE, ESPEAK_RATE), ESPEAK_RATE // math.gcd(SAMPLE_RATE, ESPEAK_RATE)
@@ -286,47 +323,68 @@ def align(text: str, synthesis: Synthesis, lead: int = 0) -> Aligned:
     wav22 = np.zeros(n, np.float32)
     wav22[lead:lead + len(synthesis.audio)] = synthesis.audio.astype(np.float32) / 32768.0
 
-    # (start, label, word index or -1) per phoneme event, in event order
-    words: list[str] = []
+    words = text_words(text)
+    starts = [w.start for w in words]
+    # (start sample, label, index of the word event it follows) per phoneme, in event order
+    groups: list[int] = []  # first text word of each WORD event
     marks: list[tuple[int, str, int]] = [(0, SIL, -1)]
     last = 0
     for e in synthesis.events:
         if e.kind == "word":
-            words.append(_word_label(text, e))
+            w = max(bisect.bisect_right(starts, e.text_position - 1) - 1, 0)
+            if words and (not groups or w > groups[-1]):  # a second event in one word continues it
+                groups.append(w)
         else:
             last = min(max(last, lead + e.sample), n)  # events never run backwards or past the end
-            label = espeak_to_arpabet(e.phoneme)
-            marks.append((last, label, len(words) - 1 if label != SIL else -1))
-    phones: list[tuple[int, int, str, int]] = []
-    for (start, label, word), (end, _, _) in zip(marks, marks[1:] + [(n, SIL, -1)]):
+            marks.append((last, espeak_to_arpabet(e.phoneme), len(groups) - 1))
+    phones: list[tuple[int, int, str, int]] = []  # start, end, label, group
+    for (start, label, group), (end, _, _) in zip(marks, marks[1:] + [(n, SIL, -1)]):
         if end <= start:
             continue  # zero-length event: the next one takes over at the same sample
+        if label == SIL:
+            group = -1
         if phones and label == SIL and phones[-1][2] == SIL:
             phones[-1] = (phones[-1][0], end, SIL, -1)
         else:
-            phones.append((start, end, label, word))
+            phones.append((start, end, label, group))
 
     def seconds(s: int) -> float:  # a 22050 Hz boundary on the 48 kHz grid
         return round(s * up / down) / SAMPLE_RATE
 
-    phone_tier = [Interval(seconds(s), seconds(e), lab) for s, e, lab, _ in phones]
+    spans: list[tuple[int, int, str]] = []  # start, end (22050 Hz), label of each word
+    for g, first in enumerate(groups):
+        inside = [(s, e) for s, e, _, group in phones if group == g]
+        members = list(range(first, groups[g + 1] if g + 1 < len(groups) else len(words)))
+        for w, (i, j) in zip(members, _share(len(inside), [synthesis.word_phonemes[m] for m in members])):
+            if j > i:
+                spans.append((inside[i][0], inside[j - 1][1], words[w].label))
     word_tier: list[Interval] = []
     t = 0.0
-    for w, label in enumerate(words):
-        inside = [(s, e) for s, e, lab, word in phones if word == w]
-        if not inside:
-            continue
-        start, end = seconds(inside[0][0]), seconds(inside[-1][1])
-        if start > t:
-            word_tier.append(Interval(t, start, ""))
-        word_tier.append(Interval(start, end, label))
-        t = end
-    total = seconds(n)
-    if t < total:
-        word_tier.append(Interval(t, total, ""))
+    for start, end, label in spans:
+        if seconds(start) > t:
+            word_tier.append(Interval(t, seconds(start), ""))
+        word_tier.append(Interval(seconds(start), seconds(end), label))
+        t = seconds(end)
+    if t < seconds(n):
+        word_tier.append(Interval(t, seconds(n), ""))
+    phone_tier = [Interval(seconds(s), seconds(e), lab) for s, e, lab, _ in phones]
     wav48 = np.clip(audio.resample(wav22, ESPEAK_RATE, SAMPLE_RATE), -1.0, 1.0)
     assert len(wav48) == n * up // down
     return Aligned(wav48, {"words": word_tier, "phones": phone_tier})
+
+
+def _share(total: int, wanted: list[int]) -> list[tuple[int, int]]:
+    """Split `total` consecutive items among words wanting `wanted` each: (i, j) ranges in order.
+
+    Each word gets at least one item when there are enough; the last word takes the rest.
+    """
+    ranges, i = [], 0
+    for k, want in enumerate(wanted):
+        left_for_others = len(wanted) - k - 1
+        take = total - i if left_for_others == 0 else min(max(want, 1), max(total - i - left_for_others, 0))
+        ranges.append((i, i + take))
+        i += take
+    return ranges
 
 
 # ----------------------------------------------------------------------------- corpus
@@ -378,13 +436,14 @@ def _readme(speakers: list[Speaker], utterances: int, seed: int) -> str:
     rows = "\n".join(f"  {s.id}  {s.gender}  {s.voice:<22} pitch {s.pitch:3d}  range {s.range:3d}  "
                      f"rate {s.rate:3d} wpm  ({s.accent}, {s.region})" for s in speakers)
     n_shared = utterances // 4
-    shared = (f"utterances 001-{n_shared:03d} of every speaker\nare the same sentences, the rest are drawn "
-              f"per speaker." if n_shared else "each speaker's are drawn\nseparately.")
+    shared = (f"utterances 001-{n_shared:03d} are the same sentences for every speaker, the rest are\n"
+              f"drawn per speaker." if n_shared else "each speaker's are drawn separately.")
     return f"""{README_MARK}
 
 A stand-in for VCTK 0.92 made by audiovq.data.synthetic: English speech from espeak-ng,
 {len(speakers)} speakers x {utterances} utterances, seed {seed}. The same seed gives the same bytes.
-Speakers read sentences written for audiovq (audiovq/data/sentences.txt): {shared}
+Speakers read sentences written for audiovq (audiovq/data/sentences.txt):
+{shared}
 
 Layout (as VCTK 0.92, plus alignments like Montreal Forced Aligner's):
   speaker-info.txt                                 ID AGE GENDER ACCENTS REGION
@@ -413,8 +472,10 @@ def synthesize_corpus(out_dir: str | os.PathLike, speakers: int = 12, utterances
     """Write a `speakers` x `utterances` VCTK-shaped corpus to `out_dir` (see the module doc).
 
     `workers` processes share the work (default: one per core, at most 4; small corpora run in
-    this process); the files are the same for any number of workers. Raises ConfigError for a
-    bad count and AudioVQError for an `out_dir` holding something other than this corpus.
+    this process); the files are the same for any number of workers. Workers are spawned, so
+    a script calling this needs the usual ``if __name__ == "__main__":`` guard. Re-running into
+    an existing synthetic corpus replaces it. Raises ConfigError for a bad count or seed and
+    AudioVQError for an `out_dir` holding something other than this corpus.
     """
     t0 = time.perf_counter()
     out = pathlib.Path(out_dir)

@@ -211,6 +211,10 @@ class VectorQuantizer(nn.Module):
     def _initialise(self) -> None:
         """k-means on the reservoir, rank 0's result broadcast to every rank."""
         data = self.pool[: int(self.pool_size)]
+        if _distributed():  # initialise from every rank's data, not just rank 0's
+            parts = [torch.empty_like(data) for _ in range(dist.get_world_size())]
+            dist.all_gather(parts, data.contiguous())
+            data = torch.cat(parts)
         if self.kmeans_iters > 0 and data.shape[0] > 0:
             self.codebook.data.copy_(kmeans(data, self.num_codes, self.kmeans_iters).to(self.codebook))
         _broadcast(self.codebook.data)

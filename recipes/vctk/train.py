@@ -2,7 +2,7 @@
 
     python recipes/vctk/train.py                                  # tiny preset, embedded corpus
     python recipes/vctk/train.py preset=paper data.root=/data/VCTK-Corpus-0.92
-    torchrun --nproc_per_node=2 recipes/vctk/train.py train.batch_size=8
+    torchrun --standalone --nproc_per_node=2 recipes/vctk/train.py train.batch_size=8
 
 Any config key can be overridden as key=value (see audiovq/config.py and configs/*.yaml).
 Re-running the same command resumes from the newest checkpoint in train.run_dir.
