@@ -9,10 +9,11 @@ CACHE_DIR ?= $(HOME)/.cache/audiovq
 DEPS_KEY  := $(shell $(PYTHON) tools/deps_key.py)
 VENV      ?= $(CACHE_DIR)/venv-$(DEPS_KEY)
 PY        := $(VENV)/bin/python
-WORK      ?= runs/demo
+DEMO_RUN  ?= runs/demo
+DEMO_MINUTES ?= 5
 PYTEST_ARGS ?=
 
-.PHONY: env demo test test-all clean-env
+.PHONY: env demo test clean-env
 
 $(VENV)/.installed:
 	@echo "== building the environment in $(VENV) (first time only: ~3 min, ~7 GB of wheels)"
@@ -27,13 +28,13 @@ env: $(VENV)/.installed
 	@$(PY) tools/ensure_editable.py || $(PY) -m pip install -q --no-deps --no-build-isolation -e .
 	@ln -sfn $(VENV) .venv
 
+# The main job on the embedded corpus: builds + prepares it on first use (data/), trains the
+# tiny preset for DEMO_MINUTES (resuming if run again), then converts and analyses.
 demo: env
-	$(PY) tools/demo.py --work $(WORK)
+	$(PY) recipes/vctk/train.py train.run_dir=$(DEMO_RUN) train.minutes=$(DEMO_MINUTES)
 
+# Every test, slow ones included (plain `pytest` runs the fast ones only).
 test: env
-	$(PY) -m pytest $(PYTEST_ARGS)
-
-test-all: env
 	$(PY) -m pytest -m "" $(PYTEST_ARGS)
 
 clean-env:

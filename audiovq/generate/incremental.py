@@ -1,0 +1,90 @@
+"""The PyTorch incremental path: a WaveNet one step at a time with plain tensor ops.
+
+Device-agnostic (it is the path used on CUDA) and the reference the fast CPU kernel is
+tested against. Per layer, a ring buffer holds the last inputs (a power-of-two length
+larger than the layer's history; never-written slots are the zero left-padding of the
+parallel `forward`), the taps are gathered from it, and the gate conditioning of the step
+comes precomputed from `GateConditioning`.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..nn.wavenet import WaveNet
+from .sampling import SamplerSpec, sample
+from .weights import history_sizes, stack_weights
+
+
+class TorchStack:
+    """Incremental state and arithmetic of one WaveNet for a batch of B items."""
+
+    def __init__(self, wavenet: WaveNet, batch: int):
+        self.w = stack_weights(wavenet)
+        self.sizes = history_sizes(wavenet)
+        self.kernel = wavenet.layers[0].kernel_size
+        self.dilations = [layer.dilation for layer in wavenet.layers]
+        R = self.w.embed.shape[1]
+        self.rings = [self.w.embed.new_zeros(batch, size, R) for size in self.sizes]
+
+    def step(self, t: int, inputs: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        """Step t: input classes (B,) int64 and gate conditioning (B, L, G) → logits (B, O)."""
+        w, K = self.w, self.kernel
+        half = math.sqrt(0.5)
+        x = w.embed[inputs]  # (B, R)
+        hs = []
+        last = len(self.rings) - 1
+        for l, (ring, size, d) in enumerate(zip(self.rings, self.sizes, self.dilations)):
+            ring[:, t % size] = x
+            taps = ring[:, [(t - (K - 1 - k) * d) % size for k in range(K)]].flatten(1)  # (B, K·R)
+            pre = torch.addmm(cond[:, l], taps, w.conv[l].T)
+            a, b = pre.chunk(2, dim=-1)
+            h = torch.tanh(a) * torch.sigmoid(b)
+            hs.append(h)
+            if l < last:
+                x = torch.addmm(w.res_bias[l], h, w.res[l].T).add_(x, alpha=half)
+        skip = F.relu(torch.addmm(w.skip_bias, torch.cat(hs, -1), w.skip.T))
+        z = F.relu(torch.addmm(w.head1_bias, skip, w.head1.T))
+        return torch.addmm(w.head2_bias, z, w.head2.T)
+
+
+class TorchPath:
+    """Generation (or teacher forcing) over chunks of steps with `TorchStack`."""
+
+    def __init__(self, wavenet: WaveNet, lengths: list[int], spec: SamplerSpec, first_input: int,
+                 forced: torch.Tensor | None = None, keep_logits: bool = False):
+        B, T = len(lengths), max(lengths)
+        self.stack = TorchStack(wavenet, B)
+        self.spec, self.lengths = spec, lengths
+        device = self.stack.w.embed.device
+        self.forced = None if forced is None else forced.to(device)
+        self.prev = torch.full((B,), int(first_input), dtype=torch.int64, device=device)
+        self.classes = torch.zeros(B, T, dtype=torch.int64, device=device)
+        self.values = torch.zeros(B, T, dtype=torch.float32, device=device)
+        O = self.stack.w.head2.shape[0]
+        self.logits = torch.zeros(B, T, O, device=device) if keep_logits else None
+
+    @torch.no_grad()
+    def run(self, t0: int, n: int, rows: torch.Tensor, hold: int, uniforms: torch.Tensor) -> None:
+        """Steps t0 … t0 + n − 1; rows (B, r, L, G) gate conditioning, uniforms (B, n, U)."""
+        device = self.prev.device
+        rows = rows.to(device)
+        uniforms = uniforms.to(device)
+        for j in range(n):
+            t = t0 + j
+            inputs = self.prev if self.forced is None else self.forced[:, t]
+            logits = self.stack.step(t, inputs, rows[:, j // hold])
+            if self.logits is not None:
+                self.logits[:, t] = logits
+            if self.forced is None:
+                self.prev, values = sample(self.spec, logits, uniforms[:, j])
+                self.classes[:, t] = self.prev
+                self.values[:, t] = values
+
+    def results(self):
+        """(classes, values, logits or None) as numpy: (B, T) int64, (B, T) float32, (B, T, O)."""
+        logits = None if self.logits is None else self.logits.cpu().numpy()
+        return self.classes.cpu().numpy(), self.values.cpu().numpy(), logits

@@ -1,0 +1,70 @@
+"""Training end to end on the embedded corpus: the loss falls, codes are used, resuming after
+an interruption gives exactly the uninterrupted result, and a second run on the same
+directory is refused."""
+import pytest
+import torch
+
+from audiovq import checkpoint as ckpt_io
+from audiovq.config import load_config
+from audiovq.errors import AudioVQError
+from audiovq.speech import train_vqvae
+from audiovq.train import RunLock, lr_factor
+
+SMALL = ["model.encoder.channels=32", "model.quantizer.codebook_size=32", "model.quantizer.dim=16",
+         "model.quantizer.warmup_steps=15", "model.quantizer.restart_after=10",
+         "model.decoder.residual_channels=16", "model.decoder.gate_channels=32",
+         "model.decoder.skip_channels=32", "model.decoder.layers_per_cycle=6", "model.decoder.cycles=1",
+         "model.decoder.cond_channels=16", "model.decoder.speaker_dim=8", "data.segment=2048",
+         "train.batch_size=4", "train.lr=3e-3", "train.warmup=10", "train.log_every=5", "train.threads=2"]
+
+
+def cfg(corpus, run_dir, *extra):
+    raw, prepared = corpus
+    return load_config("vqvae", [f"data.root={raw}", f"data.prepared={prepared}",
+                                 f"train.run_dir={run_dir}", *SMALL, *extra])
+
+
+def test_short_run_lowers_the_loss_and_uses_the_codebook(small_corpus, tmp_path):
+    result = train_vqvae(cfg(small_corpus, tmp_path, "train.steps=120", "train.val_every=120",
+                             "train.ckpt_every=120"))
+    assert result.step == 120 and result.checkpoint.exists()
+    val = result.validation
+    assert val["nll"] < 5.55 - 0.7, val          # held-out NLL from log(256) = 5.55 nats
+    assert result.scalars["usage"] > 0.5, result.scalars  # a healthy share of K = 32 in use
+    saved = ckpt_io.load(result.checkpoint, kind="vqvae")
+    assert [s["id"] for s in saved.extra["speakers"]] == ["p225", "p226", "p227"]  # p228 held out
+    assert saved.config["model"]["quantizer"]["codebook_size"] == 32
+    assert (tmp_path / "tb").is_dir()
+
+
+def test_resume_after_interruption_equals_an_uninterrupted_run(small_corpus, tmp_path):
+    straight = train_vqvae(cfg(small_corpus, tmp_path / "a", "train.steps=24", "train.ckpt_every=12",
+                               "train.val_every=0"))
+    # "interrupted" after 12 steps: same config, but stop there; then re-run the full command
+    train_vqvae(cfg(small_corpus, tmp_path / "b", "train.steps=24", "train.ckpt_every=12",
+                    "train.val_every=0", "train.minutes=1e-9"))
+    assert ckpt_io.latest(tmp_path / "b").name == "step-00000001.pt"
+    resumed = train_vqvae(cfg(small_corpus, tmp_path / "b", "train.steps=24", "train.ckpt_every=12",
+                              "train.val_every=0"))
+    assert resumed.step == straight.step == 24
+    a = ckpt_io.load(straight.checkpoint).model
+    b = ckpt_io.load(resumed.checkpoint).model
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+
+
+def test_a_second_run_on_the_same_directory_is_refused(tmp_path):
+    lock = RunLock(tmp_path)
+    with pytest.raises(AudioVQError, match="another training run"):
+        RunLock(tmp_path)
+    lock.release()
+    RunLock(tmp_path).release()
+
+
+def test_learning_rate_schedule():
+    assert lr_factor(0, 100, 10, "cosine", 0.1) == pytest.approx(0.1)
+    assert lr_factor(9, 100, 10, "cosine", 0.1) == pytest.approx(1.0)
+    assert lr_factor(10, 100, 10, "cosine", 0.1) == pytest.approx(1.0)
+    assert lr_factor(55, 100, 10, "cosine", 0.1) == pytest.approx(0.55)   # half way: (1 + 0.1) / 2
+    assert lr_factor(100, 100, 10, "cosine", 0.1) == pytest.approx(0.1)
+    assert lr_factor(50, 100, 10, "constant", 0.1) == 1.0
