@@ -1,7 +1,9 @@
-"""The `audiovq` console script. Thin: parse arguments, call library functions, print.
+"""audiovq: speech VQ-VAEs — corpora, conversion, and what the codes learned.
 
     audiovq corpus synth OUT_DIR          make the embedded multi-speaker corpus
     audiovq corpus prepare ROOT OUT_DIR   resample/trim a VCTK(-shaped) tree, write a manifest
+    audiovq speakers                      the speakers a checkpoint knows
+    audiovq analyze                       learned codes vs phone labels, with baselines
 
 Errors a user can cause are printed as one line (`audiovq: error: …`) with exit status 2.
 """
@@ -46,6 +48,47 @@ def _corpus_prepare(a: argparse.Namespace) -> None:
     print(s)
 
 
+# ------------------------------------------------------------------------- models
+def _speakers(a: argparse.Namespace) -> None:
+    from .models import load_vqvae
+    m = load_vqvae(a.checkpoint)
+    print(f"{m.path} (step {m.step}): {len(m.speakers)} speakers")
+    print(f"{'id':8} {'gender':6} {'age':>4}  accent / region")
+    for s in m.speakers:
+        print(f"{s['id']:8} {s.get('gender') or '-':6} {s.get('age') or '-':>4}  "
+              f"{s.get('accent') or '-'}{' / ' + s['region'] if s.get('region') else ''}")
+
+
+def _analyze(a: argparse.Namespace) -> None:
+    import pathlib
+    from .analysis.labels import load_phone_mapping
+    from .analysis.pipeline import analyze
+    from .data.manifest import Manifest
+    from .models import load_vqvae
+    m = load_vqvae(a.checkpoint, a.device)
+    data = a.data or _checkpoint_corpus(m)
+    manifest = Manifest.load(data)
+    align = a.alignments or pathlib.Path(manifest.source_root) / "alignments"
+    out = a.out or (m.path.parent.parent / "analysis" if m.path.parent.name == "checkpoints" else "analysis")
+    mapping = load_phone_mapping(a.phone_map) if a.phone_map else None
+    r = analyze(m.model, manifest, align, split=a.split, out_dir=out, mapping=mapping,
+                keep_silence=not a.exclude_silence, mfcc=not a.no_mfcc, progress=not a.quiet,
+                meta={"checkpoint": str(m.path), "step": m.step, "data": str(data), "alignments": str(align)})
+    print(r.table)
+    skipped = {k: v for k, v in r.problems.summary().items() if v}
+    print(f"{r.frames} frames from {r.utterances} utterances ({r.frames_silence} silence frames "
+          f"{'excluded' if a.exclude_silence else 'kept as sil'}, {r.frames_outside} outside the alignments dropped)"
+          + (f"; skipped utterances: {skipped}" if skipped else ""))
+    print(f"report: {r.files[0]}; plots: {', '.join(str(f) for f in r.files[2:]) or 'none'}")
+
+
+def _checkpoint_corpus(m) -> str:
+    corpus = m.extra.get("corpus")
+    if not corpus:
+        raise AudioVQError(f"{m.path}: no prepared corpus recorded; pass --data PREPARED_DIR")
+    return corpus
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="audiovq", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -77,6 +120,33 @@ def build_parser() -> argparse.ArgumentParser:
                    help="speakers held out for conversion tests (default: 5%%, at least 1)")
     r.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     r.set_defaults(func=_corpus_prepare)
+
+    ck = dict(metavar="PATH", help="checkpoint file or run directory (default: newest of runs/demo, "
+                                   "else the shipped demo model)")
+    sp = sub.add_parser("speakers", help="list the speakers a checkpoint knows",
+                        description="The speaker table stored in a checkpoint: valid --speaker values.")
+    sp.add_argument("--checkpoint", **ck)
+    sp.set_defaults(func=_speakers)
+
+    an = sub.add_parser("analyze", help="score learned codes against phone alignments",
+                        description="Encode a prepared corpus, label each code frame with the phone at its "
+                                    "centre (TextGrid phones tier), and report the paper's code→phone "
+                                    "accuracy, purities, PNMI, ARI/NMI, usage, bitrate and speaker leakage, "
+                                    "beside MFCC k-means, random and majority baselines.")
+    an.add_argument("--checkpoint", **ck)
+    an.add_argument("--data", metavar="PREPARED", help="prepared corpus (default: the one the model was trained on)")
+    an.add_argument("--alignments", metavar="DIR",
+                    help="TextGrids as <DIR>/<speaker>/<utt>.TextGrid or <DIR>/<utt>.TextGrid "
+                         "(default: the corpus's alignments/)")
+    an.add_argument("--split", default="all", choices=["all", "train", "val", "test"],
+                    help="utterances to analyse (default all)")
+    an.add_argument("--out", metavar="DIR", help="report folder (default: <run>/analysis)")
+    an.add_argument("--phone-map", metavar="FILE", help="two columns FROM TO folding phones (e.g. to 39 classes)")
+    an.add_argument("--exclude-silence", action="store_true", help="drop silence frames instead of a sil class")
+    an.add_argument("--no-mfcc", action="store_true", help="skip the MFCC k-means baseline")
+    an.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    an.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    an.set_defaults(func=_analyze)
     return p
 
 

@@ -1,0 +1,135 @@
+"""`audiovq analyze`: encode a prepared corpus with a trained VQ-VAE, label every code frame
+with the phone at its centre (TextGrid `phones` tier), and score the codes and the baselines.
+
+The prepared audio was silence-trimmed; its `trim_start` (manifest) shifts code-frame times
+back onto the TextGrid timeline of the source file.
+"""
+from __future__ import annotations
+
+import os
+import pathlib
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from .. import audio
+from ..data.alignments import read_textgrid
+from ..data.manifest import Manifest, Utterance
+from ..errors import AudioVQError
+from . import baselines, labels
+from .report import compare_methods, format_table, write_report
+
+
+@dataclass
+class Problems:
+    """Utterances left out, by reason (reported, never fatal unless all are missing)."""
+    missing: list[str] = field(default_factory=list)       # no TextGrid found
+    no_phone_tier: list[str] = field(default_factory=list)
+    too_short: list[str] = field(default_factory=list)     # TextGrid ends before the audio (beyond tolerance)
+    unreadable: list[str] = field(default_factory=list)
+
+    def summary(self) -> dict[str, int]:
+        return {k: len(v) for k, v in self.__dict__.items()}
+
+
+@dataclass
+class AnalysisResult:
+    rows: dict                  # method → metrics (see report.evaluate_codes)
+    table: str
+    files: list[pathlib.Path]
+    frames: int                 # labelled frames scored
+    utterances: int
+    problems: Problems
+    frames_outside: int         # frames outside every interval (dropped)
+    frames_silence: int
+
+
+def find_textgrid(alignments: pathlib.Path, utt: Utterance) -> pathlib.Path | None:
+    """MFA layouts: `<dir>/<speaker>/<utt>.TextGrid` or flat `<dir>/<utt>.TextGrid`."""
+    for p in (alignments / utt.speaker / f"{utt.id}.TextGrid", alignments / f"{utt.id}.TextGrid"):
+        if p.is_file():
+            return p
+    return None
+
+
+@torch.no_grad()
+def encode_utterances(model, wavs: list[np.ndarray], batch_size: int = 8, progress: bool = True) -> list[np.ndarray]:
+    """Code indices (F_i,) for each waveform, batched by similar length."""
+    order = np.argsort([w.size for w in wavs])
+    codes: list[np.ndarray | None] = [None] * len(wavs)
+    device = next(model.parameters()).device
+    bar = tqdm(total=len(wavs), desc="encoding", unit="utt", disable=not progress)
+    for start in range(0, len(order), batch_size):
+        idx = order[start:start + batch_size]
+        longest = max(wavs[i].size for i in idx)
+        batch = np.zeros((len(idx), longest), np.float32)
+        for row, i in enumerate(idx):
+            batch[row, : wavs[i].size] = wavs[i]
+        ind = model.encode(torch.from_numpy(batch).to(device)).cpu().numpy()
+        for row, i in enumerate(idx):
+            codes[i] = ind[row, : -(-wavs[i].size // model.hop)]
+        bar.update(len(idx))
+    bar.close()
+    return codes
+
+
+def analyze(model, manifest: Manifest, alignments: str | os.PathLike, split: str = "all",
+            out_dir: str | os.PathLike | None = None, mapping: dict | None = None,
+            keep_silence: bool = True, tolerance: float = 0.1, mfcc: bool = True,
+            progress: bool = True, meta: dict | None = None) -> AnalysisResult:
+    """Score `model`'s codes of `split` ("train", "val", "test" or "all") against phone labels."""
+    alignments = pathlib.Path(alignments)
+    if not alignments.is_dir():
+        raise AudioVQError(f"{alignments}: no such alignments directory")
+    utts = manifest.utterances if split == "all" else manifest.split(split)
+    problems, kept, grids = Problems(), [], []
+    for u in utts:
+        path = find_textgrid(alignments, u)
+        if path is None:
+            problems.missing.append(u.id)
+            continue
+        try:
+            tier = labels.phone_tier(read_textgrid(path), str(path))
+        except AudioVQError:
+            problems.no_phone_tier.append(u.id)
+            continue
+        end = max((iv.end for iv in tier), default=0.0)
+        if end + tolerance < u.trim_start + u.duration:
+            problems.too_short.append(u.id)
+            continue
+        kept.append(u)
+        grids.append(labels.normalize_intervals(tier, mapping))
+    if not kept:
+        raise AudioVQError(f"{alignments}: no usable alignment for any of the {len(utts)} {split!r} "
+                           f"utterances ({problems.summary()})")
+
+    wavs = [audio.load(manifest.audio_path(u), model.sample_rate) for u in kept]
+    codes = encode_utterances(model, wavs, progress=progress)
+    cols = {"codes": [], "phones": [], "groups": [], "speakers": [], "mfcc": []}
+    outside = silence = 0
+    for g, (u, c, grid, w) in enumerate(zip(kept, codes, grids, wavs)):
+        lab = labels.frame_labels(grid, len(c), model.code_rate, offset=u.trim_start)
+        keep = lab.inside.copy()
+        outside += int((~lab.inside).sum())
+        is_sil = lab.labels == labels.SILENCE
+        silence += int((is_sil & keep).sum())
+        if not keep_silence:
+            keep &= ~is_sil
+        cols["codes"].append(c[keep])
+        cols["phones"].append(lab.labels[keep])
+        cols["groups"].append(np.full(int(keep.sum()), g))
+        cols["speakers"].append(np.full(int(keep.sum()), u.speaker, dtype=object))
+        if mfcc:
+            cols["mfcc"].append(baselines.mfcc_frames(w, model.sample_rate, model.code_rate, len(c))[keep])
+    phones = labels.encode_phones(np.concatenate(cols["phones"]))
+    K = model.quantizer.num_codes
+    rows = compare_methods(np.concatenate(cols["codes"]), phones.ids, np.concatenate(cols["groups"]),
+                           np.concatenate(cols["speakers"]), model.code_rate, K, phones.names,
+                           mfcc=np.concatenate(cols["mfcc"]) if mfcc else None)
+    info = dict(meta or {}, split=split, utterances=len(kept), frames=len(phones.ids),
+                frames_outside=outside, frames_silence=silence, keep_silence=keep_silence,
+                code_rate=model.code_rate, K=K, problems=problems.summary())
+    files = write_report(out_dir, rows, info) if out_dir else []
+    return AnalysisResult(rows, format_table(rows), files, len(phones.ids), len(kept), problems, outside, silence)

@@ -1,0 +1,69 @@
+"""Trained models back from their checkpoints, and which checkpoint a command uses by default.
+
+Everything a model needs is in its checkpoint (config, speaker table, weights), so commands
+take only a path. Without one they use the newest checkpoint of the demo run, then the demo
+model shipped with the package.
+"""
+from __future__ import annotations
+
+import os
+import pathlib
+from typing import NamedTuple
+
+import torch
+
+from . import checkpoint as ckpt_io
+from .config import from_dict
+from .errors import AudioVQError, CheckpointError, ConfigError
+from .nn.vqvae import AudioVQVAE
+
+DEMO_RUN = pathlib.Path(os.environ.get("AUDIOVQ_DEMO_RUN", "runs/demo"))
+SHIPPED = pathlib.Path(__file__).resolve().parent / "assets" / "demo-vqvae.pt"
+
+
+class LoadedVQVAE(NamedTuple):
+    model: AudioVQVAE      # in eval mode, on the requested device
+    config: object         # the run's validated config (DictConfig)
+    speakers: list[dict]   # training speakers in embedding order: id, gender, accent, …
+    path: pathlib.Path
+    step: int
+    extra: dict            # what the run recorded: corpus, code rate, …
+
+    def speaker_index(self, speaker_id: str) -> int:
+        ids = [s["id"] for s in self.speakers]
+        if speaker_id not in ids:
+            raise AudioVQError(f"unknown speaker {speaker_id!r}; this model knows: {', '.join(ids)}")
+        return ids.index(speaker_id)
+
+
+def default_checkpoint() -> pathlib.Path:
+    """Newest checkpoint of the demo run, else the shipped demo model."""
+    newest = ckpt_io.latest(DEMO_RUN)
+    if newest is not None:
+        return newest
+    if SHIPPED.is_file():
+        return SHIPPED
+    raise CheckpointError(f"no checkpoint given and none in {DEMO_RUN}/checkpoints: train one "
+                          "(`make demo`) or pass --checkpoint PATH")
+
+
+def load_vqvae(path: str | os.PathLike | None = None, device: str | torch.device = "cpu") -> LoadedVQVAE:
+    """Rebuild the speech VQ-VAE of a checkpoint (a file, or a run directory → its newest)."""
+    path = pathlib.Path(path) if path else default_checkpoint()
+    if path.is_dir() and ckpt_io.latest(path) is not None:
+        path = ckpt_io.latest(path)
+    ckpt = ckpt_io.load(path, kind="vqvae")
+    try:
+        cfg = from_dict("vqvae", ckpt.config)
+    except ConfigError as e:
+        raise CheckpointError(f"{path}: {e}") from None
+    speakers = ckpt.extra.get("speakers") or []
+    if not speakers:
+        raise CheckpointError(f"{path}: checkpoint has no speaker table")
+    model = AudioVQVAE(cfg.model, len(speakers), cfg.data.sample_rate)
+    try:
+        model.load_state_dict(ckpt.model)
+    except RuntimeError as e:
+        raise CheckpointError(f"{path}: weights do not fit the model its config describes "
+                              f"({str(e).splitlines()[0][:120]})") from None
+    return LoadedVQVAE(model.to(device).eval(), cfg, speakers, path, ckpt.step, ckpt.extra)
