@@ -109,8 +109,35 @@ class VQVAEConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
 
 
-SCHEMAS: dict[str, type] = {"vqvae": VQVAEConfig}
-DEFAULT_PRESET = {"vqvae": "tiny"}
+# ------------------------------------------------------------- the prior over codes
+@dataclass
+class CodePriorModelConfig:
+    residual_channels: int = 64
+    gate_channels: int = 128
+    skip_channels: int = 128
+    kernel_size: int = 2
+    layers_per_cycle: int = 8    # dilations 1 … 128 codes: ~1 s of context per cycle at 250 codes/s
+    cycles: int = 2
+    speaker_dim: int = 32
+
+
+@dataclass
+class CodePriorDataConfig:
+    segment: int = 256           # training window in codes
+    cache_dir: Optional[str] = None  # extracted codes (default: the run directory)
+
+
+@dataclass
+class CodePriorConfig:
+    vqvae: Optional[str] = None  # the trained VQ-VAE checkpoint (or run dir) whose codes are modelled
+    model: CodePriorModelConfig = field(default_factory=CodePriorModelConfig)
+    data: CodePriorDataConfig = field(default_factory=CodePriorDataConfig)
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(run_dir="runs/prior", steps=3000,
+                                                                   batch_size=16, lr=1e-3, val_every=250))
+
+
+SCHEMAS: dict[str, type] = {"vqvae": VQVAEConfig, "prior": CodePriorConfig}
+DEFAULT_PRESET = {"vqvae": "tiny", "prior": "prior"}
 
 # (path, predicate, message) range checks beyond what the types enforce
 RULES: dict[str, list[tuple[str, Any, str]]] = {
@@ -134,6 +161,14 @@ RULES: dict[str, list[tuple[str, Any, str]]] = {
         ("train.schedule", lambda v: v in ("cosine", "constant"), "must be cosine or constant"),
         ("train.ckpt_every", lambda v: v >= 1, "must be at least 1"),
         ("train.keep", lambda v: v >= 1, "must be at least 1"),
+    ],
+    "prior": [
+        ("vqvae", lambda v: bool(v), "must name the VQ-VAE checkpoint: vqvae=PATH"),
+        ("model.gate_channels", lambda v: v >= 2 and v % 2 == 0, "must be even"),
+        ("data.segment", lambda v: v >= 2, "must be at least 2"),
+        ("train.steps", lambda v: v >= 1, "must be at least 1"),
+        ("train.batch_size", lambda v: v >= 1, "must be at least 1"),
+        ("train.lr", lambda v: v > 0, "must be positive"),
     ],
 }
 

@@ -244,7 +244,7 @@ def train_image_prior(cfg) -> TrainResult:
         nll = prior_nll(m, val_codes, val_labels)
         return {"nll": nll, "bits_per_code": nll / math.log(2)}
 
-    extra = {"vqvae": str(vq_path), "num_codes": vqvae.num_codes, "classes": splits.classes,
+    extra = {"vqvae": str(vq_path.resolve()), "num_codes": vqvae.num_codes, "classes": splits.classes,
              "latent_shape": list(codes.shape[1:]), "dataset": vq_ckpt.extra.get("dataset")}
     trainer = Trainer(cfg.train, prior, kind="pixelcnn", config=config_mod.to_dict(cfg), extra=extra,
                       next_batch=next_batch, scalars=lambda out: out.scalars(), validate=check,

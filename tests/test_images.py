@@ -25,6 +25,15 @@ from audiovq.nn.image_vqvae import ImageVQVAE, bits_per_dim
 from audiovq.nn.pixelcnn import GatedLayer, GatedPixelCNN
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny tensors: one thread avoids thread hand-off stalls on a busy shared CPU."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def small_model_cfg(**over):
     cfg = load_config("images", ["model.hidden=16", "model.residual_hidden=8", "model.quantizer.codebook_size=32",
                                  "model.quantizer.dim=8"] + [f"{k}={v}" for k, v in over.items()])
@@ -53,11 +62,14 @@ def test_discretized_likelihood_sums_to_one_over_256_levels():
     levels = to_model_range(torch.arange(256, dtype=torch.uint8)).view(256, 1, 1, 1)
     for mean, log_scale in [(0.1, -3.0), (-0.97, -4.0), (0.99, -2.0)]:
         m = torch.full_like(levels, mean)
-        nll = torch.stack([model.nll(levels[k:k + 1], m[k:k + 1], torch.tensor(log_scale).view(1, 1, 1, 1))
-                           for k in range(256)])
+        with torch.no_grad():
+            nll = torch.stack([model.nll(levels[k:k + 1], m[k:k + 1], torch.tensor(log_scale).view(1, 1, 1, 1))
+                               for k in range(256)])
         assert float(torch.exp(-nll.double()).sum()) == pytest.approx(1.0, abs=1e-4)
-        # the most likely level is the one nearest the mean
-        assert int(nll.argmin()) == int(to_pixels(torch.tensor(mean)))
+        if mean == 0.1:  # away from the edges the most likely level is the one nearest the mean
+            assert int(nll.argmin()) == int(to_pixels(torch.tensor(mean))) == 140
+        if mean == -0.97:  # near an edge, the end bin (which absorbs the tail) wins
+            assert int(nll.argmin()) == 0
 
 
 def test_bits_per_dim_adds_the_uniform_prior_kl():
@@ -69,7 +81,8 @@ def test_bits_per_dim_adds_the_uniform_prior_kl():
 def test_mse_loss_is_normalised_by_the_data_variance():
     model = ImageVQVAE(small_model_cfg().model, 1, 0.5)
     x = torch.rand(4, 1, 16, 16) * 2 - 1
-    out = model(x)
+    with torch.no_grad():
+        out = model(x)
     assert float(out.recon_loss) == pytest.approx(float(((out.mean - x) ** 2).mean()) / 0.5, rel=1e-5)
 
 
@@ -221,8 +234,10 @@ def _write_cifar(folder, n=4):
     batches = {}
     for k, name in enumerate([f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]):
         batches[name] = _cifar_batch(n, k, str_keys=(k == 2))
-        with open(folder / name, "wb") as f:
-            pickle.dump(batches[name], f)
+        raw = pickle.dumps(batches[name], protocol=2 if k == 4 else pickle.DEFAULT_PROTOCOL)
+        if k == 4:  # as numpy 1.x wrote it (the real batches name numpy.core.multiarray)
+            raw = raw.replace(b"numpy._core.multiarray", b"numpy.core.multiarray")
+        (folder / name).write_bytes(raw)
     return batches
 
 
@@ -236,6 +251,7 @@ def test_cifar10_loader_reads_python_batches(tmp_path):
     assert int(splits.train.images[0, 1, 0, 0]) == first[1024]
     assert int(splits.train.images[0, 2, 31, 31]) == first[3071]
     assert splits.train.labels[8:12].tolist() == batches["data_batch_3"]["labels"]
+    assert np.array_equal(splits.train.images[16:20].reshape(4, -1).numpy(), batches["data_batch_5"][b"data"])
     assert splits.test.labels.tolist() == batches["test_batch"][b"labels"]
 
 
@@ -312,13 +328,13 @@ def test_save_grid_writes_the_pixels(tmp_path):
 # --------------------------------------------------------------- training glue
 def _tiny_train_overrides(run_dir) -> list[str]:
     return [f"train.run_dir={run_dir}", "train.batch_size=16", "train.warmup=5", "train.lr=3e-3",
-            "train.log_every=5", "train.val_every=1000", "train.ckpt_every=1000", "train.threads=2"]
+            "train.log_every=5", "train.val_every=1000", "train.ckpt_every=1000", "train.threads=1"]
 
 
 def test_short_cpu_runs_lower_the_losses_and_write_reports(tmp_path):
     vq_over = ["data.size=16", "data.val_images=64", "data.eval_images=100", "model.hidden=16",
                "model.residual_hidden=8", "model.quantizer.codebook_size=32", "model.quantizer.dim=8",
-               "model.quantizer.warmup_steps=10", "train.steps=60"] + _tiny_train_overrides(tmp_path / "vq")
+               "model.quantizer.warmup_steps=10", "train.steps=40"] + _tiny_train_overrides(tmp_path / "vq")
     cfg = load_config("images", vq_over)
     test_images = load_digits(16).test.images[:100]
     torch.manual_seed(cfg.train.seed)
@@ -327,7 +343,7 @@ def test_short_cpu_runs_lower_the_losses_and_write_reports(tmp_path):
     initial = evaluate_vqvae(build_image_vqvae(cfg, splits.train, data_variance(splits.train.images)), test_images)
 
     result = train_image_vqvae(cfg)
-    assert result.step == 60 and result.checkpoint.exists()
+    assert result.step == 40 and result.checkpoint.exists()
     metrics = report_vqvae(result.checkpoint)
     assert metrics["nmse"] < 0.6 * initial["nmse"]
     assert metrics["bits_per_dim"] < initial["bits_per_dim"]
@@ -339,7 +355,7 @@ def test_short_cpu_runs_lower_the_losses_and_write_reports(tmp_path):
 
     prior_over = [f"vqvae={tmp_path / 'vq'}", "model.channels=16", "model.layers=3", "model.head=32",
                   "sample.per_class=2", "data.val_images=64", "data.eval_images=100",
-                  "train.steps=40"] + _tiny_train_overrides(tmp_path / "prior")
+                  "train.steps=30"] + _tiny_train_overrides(tmp_path / "prior")
     pcfg = load_config("images_prior", prior_over)
     presult = train_image_prior(pcfg)
     pm = report_prior(presult.checkpoint)

@@ -11,10 +11,9 @@ import pathlib
 from dataclasses import dataclass, field
 
 import numpy as np
-import torch
-from tqdm import tqdm
 
 from .. import audio
+from ..codes import encode_utterances
 from ..data.alignments import read_textgrid
 from ..data.manifest import Manifest, Utterance
 from ..errors import AudioVQError
@@ -52,27 +51,6 @@ def find_textgrid(alignments: pathlib.Path, utt: Utterance) -> pathlib.Path | No
         if p.is_file():
             return p
     return None
-
-
-@torch.no_grad()
-def encode_utterances(model, wavs: list[np.ndarray], batch_size: int = 8, progress: bool = True) -> list[np.ndarray]:
-    """Code indices (F_i,) for each waveform, batched by similar length."""
-    order = np.argsort([w.size for w in wavs])
-    codes: list[np.ndarray | None] = [None] * len(wavs)
-    device = next(model.parameters()).device
-    bar = tqdm(total=len(wavs), desc="encoding", unit="utt", disable=not progress)
-    for start in range(0, len(order), batch_size):
-        idx = order[start:start + batch_size]
-        longest = max(wavs[i].size for i in idx)
-        batch = np.zeros((len(idx), longest), np.float32)
-        for row, i in enumerate(idx):
-            batch[row, : wavs[i].size] = wavs[i]
-        ind = model.encode(torch.from_numpy(batch).to(device)).cpu().numpy()
-        for row, i in enumerate(idx):
-            codes[i] = ind[row, : -(-wavs[i].size // model.hop)]
-        bar.update(len(idx))
-    bar.close()
-    return codes
 
 
 def analyze(model, manifest: Manifest, alignments: str | os.PathLike, split: str = "all",

@@ -29,8 +29,15 @@ class LocalSource(Protocol):
     """Per-step conditioning, delivered in pieces."""
     hold: int  # values are constant over aligned blocks of `hold` steps
 
-    def blocks(self, b0: int, b1: int) -> torch.Tensor:
-        """The distinct values of blocks b0..b1-1: (B, C_l, b1 - b0)."""
+    def blocks(self, b0: int, b1: int, items: list[int]) -> torch.Tensor:
+        """The values of blocks b0 … b1 − 1 for the given batch items: (len(items), C_l,
+        b1 − b0), zero past the end of the source."""
+
+
+def _fit(x: torch.Tensor, n: int) -> torch.Tensor:
+    """Zero-pad the last axis to n (every chunk keeps one shape: an item's numbers must not
+    depend on how much of the chunk is real, nor on the batch)."""
+    return F.pad(x, (0, n - x.shape[-1])) if x.shape[-1] < n else x
 
 
 class TensorLocal:
@@ -40,8 +47,8 @@ class TensorLocal:
     def __init__(self, local: torch.Tensor):
         self.local = local
 
-    def blocks(self, b0: int, b1: int) -> torch.Tensor:
-        return self.local[..., b0:b1]
+    def blocks(self, b0: int, b1: int, items: list[int]) -> torch.Tensor:
+        return _fit(self.local[items, :, b0:b1], b1 - b0)
 
 
 class UpsampledCodes:
@@ -53,18 +60,18 @@ class UpsampledCodes:
         self.hop = conditioner.hop
         self.hold = 1 if conditioner.upsample is not None else self.hop
 
-    def blocks(self, b0: int, b1: int) -> torch.Tensor:
+    def blocks(self, b0: int, b1: int, items: list[int]) -> torch.Tensor:
         up = self.conditioner.upsample
         if up is None:  # repeat: one block per code frame
-            return self.context[..., b0:b1]
+            return _fit(self.context[items, :, b0:b1], b1 - b0)
         # kernel = stride = hop: output sample f·hop + j depends on frame f only, so frames
-        # can be upsampled on their own; per item, as each item's numbers must not depend
-        # on the batch: (1, C_in, n) → (1, C_out, n · hop)
+        # can be upsampled on their own, item by item: (C_in, n) → (C_out, n · hop)
         f0, f1 = b0 // self.hop, -(-b1 // self.hop)
         w = up.weight.flatten(1)  # (C_in, C_out · hop)
         out = []
-        for h in self.context[..., f0:f1]:  # (C_in, n)
-            out.append((h.T @ w).view(h.shape[1], -1, self.hop).permute(1, 0, 2).flatten(1))
+        for b in items:
+            h = _fit(self.context[b, :, f0:f1], f1 - f0)
+            out.append((h.T @ w).view(f1 - f0, -1, self.hop).permute(1, 0, 2).flatten(1))
         out = torch.stack(out) + up.bias[:, None]
         return out[..., b0 - f0 * self.hop: b1 - f0 * self.hop]
 
@@ -80,7 +87,7 @@ def codes_context(conditioner: Conditioner, codewords: torch.Tensor, frames: lis
 
 
 class GateConditioning:
-    """Rows of per-layer gate conditioning: `rows(t0, n)` → (B, ceil(n / hold), L, G).
+    """Rows of per-layer gate conditioning: `rows(t0, n, items)` → (len(items), ceil(n / hold), L, G).
 
     Row r applies to steps t0 + r·hold … t0 + (r + 1)·hold − 1 (t0 must be a multiple of
     `hold`); without local conditioning there is a single row for all steps.
@@ -96,23 +103,24 @@ class GateConditioning:
             raise ValueError("global conditioning must be given exactly when the WaveNet has global_channels")
         self.local, self.layers = local, layers
         self.weight = gates.local
-        const = gates.bias.expand(batch, -1)
-        if glob is not None:
-            const = const + glob.to(gates.glob.dtype) @ gates.glob.T
+        glob = None if glob is None else glob.detach()
+        if glob is None:
+            const = gates.bias.expand(batch, -1)
+        else:  # item by item (a matrix-vector product), as alone
+            glob = glob.to(gates.glob.dtype)
+            const = torch.stack([torch.addmv(gates.bias, gates.glob, glob[b]) for b in range(batch)])
         self.const = const.contiguous()  # (B, L·G)
         self.hold = CONSTANT if local is None else local.hold
 
-    def rows(self, t0: int, n: int) -> torch.Tensor:
-        """Conditioning for steps t0 … t0 + n − 1. Local values past the end of the source
-        count as zero (those steps are never used), so every chunk is one product shape."""
-        B = self.const.shape[0]
+    @torch.no_grad()  # (no_grad is per thread: the fast path's workers call this too)
+    def rows(self, t0: int, n: int, items: list[int] | None = None) -> torch.Tensor:
+        """Conditioning of steps t0 … t0 + n − 1 for the given items (default all)."""
+        items = list(range(self.const.shape[0])) if items is None else items
         if self.local is None:
-            return self.const.view(B, 1, self.layers, -1)
+            return self.const[items].view(len(items), 1, self.layers, -1)
         b0, r = t0 // self.hold, -(-n // self.hold)
-        values = self.local.blocks(b0, b0 + r).to(self.weight.dtype)  # (B, C_l, ≤ r)
-        if values.shape[-1] < r:
-            values = F.pad(values, (0, r - values.shape[-1]))
-        out = self.const.new_empty(B, r, self.const.shape[1])
-        for b in range(B):
-            torch.addmm(self.const[b], values[b].T, self.weight.T, out=out[b])
-        return out.view(B, r, self.layers, -1)
+        values = self.local.blocks(b0, b0 + r, items).to(self.weight.dtype)  # (I, C_l, r)
+        out = self.const.new_empty(len(items), r, self.const.shape[1])
+        for i, b in enumerate(items):
+            torch.addmm(self.const[b], values[i].T, self.weight.T, out=out[i])
+        return out.view(len(items), r, self.layers, -1)

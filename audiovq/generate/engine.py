@@ -9,7 +9,6 @@ uniforms, and an item's samples depend only on its seed, not on the batch.
 """
 from __future__ import annotations
 
-import contextlib
 import time
 from typing import NamedTuple, Sequence
 
@@ -24,7 +23,7 @@ from ..nn.vqvae import AudioVQVAE
 from ..nn.wavenet import WaveNet
 from .conditioning import CONSTANT, GateConditioning, LocalSource, UpsampledCodes, codes_context
 from .fast import FastPath
-from .incremental import TorchPath
+from .incremental import TorchPath, torch_threads
 from .sampling import CATEGORICAL, SamplerSpec, UniformStream, sampler_for
 from .weights import gate_weights
 
@@ -48,17 +47,6 @@ class GenerationResult(NamedTuple):
     samples_per_s: float     # generated samples per second of wall time, summed over items
     rtf: float               # wall time / duration of all generated audio (< 1: faster than real time)
     seconds: float
-
-
-@contextlib.contextmanager
-def _torch_threads(n: int | None):
-    old = torch.get_num_threads()
-    if n:
-        torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
 
 
 def _lengths(steps, batch: int | None) -> list[int]:
@@ -96,16 +84,17 @@ def _run(wavenet: WaveNet, lengths: list[int], local, glob, spec: SamplerSpec, f
     on_cpu = wavenet.embed.weight.device.type == "cpu"
     if fast and on_cpu:
         path = FastPath(wavenet, lengths, spec, first_input, forced, keep_logits, threads)
+        n_torch = max(1, threads // path.threads)  # each worker makes its own conditioning
     else:
         path = TorchPath(wavenet, lengths, spec, first_input, forced, keep_logits)
+        n_torch = threads
     streams = [UniformStream(s, spec.uniforms_per_step) for s in seeds]
-    with _torch_threads(threads), torch.no_grad(), tqdm(total=T, disable=not progress,
-                                                         unit="step", desc="generate") as bar:
+    with torch_threads(n_torch), torch.no_grad(), tqdm(total=T, disable=not progress,
+                                                               unit="step", desc="generate") as bar:
         for t0 in range(0, T, chunk):
             n = min(chunk, T - t0)
-            rows = cond.rows(t0, chunk)
             uniforms = torch.stack([s.take(n) for s in streams])
-            path.run(t0, n, rows, cond.hold, uniforms)
+            path.run(t0, n, cond, chunk, uniforms)
             bar.update(n)
     return path.results()
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 from concurrent.futures import ThreadPoolExecutor
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -162,14 +163,15 @@ def _sample(logits, u, kind, temperature, mixtures, log_scale_min, levels, scale
 
 @njit(nogil=True, **_FAST)
 def run_lanes(lane0, width, t0, n, w, ring_off, ring_mask, ring, prev, lane_item, lane_len,
-              rows, hold, uniforms, kind, temperature, mixtures, log_scale_min, levels,
+              rows, lane_row, hold, uniforms, kind, temperature, mixtures, log_scale_min, levels,
               forced, use_forced, classes, values, logits_out, keep_logits):
     """Steps t0 … t0 + n − 1 of lanes lane0 … lane0 + width − 1 (width 1 or GROUP).
 
     w: StackWeights of numpy arrays; ring (lanes, Σ sizes, R) with layer l at rows
     ring_off[l] + (t & ring_mask[l]); prev (lanes,) last sampled class; lane_item (lanes,)
     the batch item of a lane, lane_len (lanes,) its length (0 = padding lane);
-    rows (B, r, L, G) gate conditioning, row j // hold for chunk step j; uniforms (B, n, U);
+    rows (I, r, L, G) gate conditioning of the thread's items, lane_row (lanes,) a lane's
+    item among them, row j // hold for chunk step j; uniforms (B, n, U);
     forced (B, T) inputs when use_forced; outputs classes (B, T), values (B, T),
     logits_out (B, T, O) when keep_logits.
     """
@@ -213,7 +215,7 @@ def run_lanes(lane0, width, t0, n, w, ring_off, ring_mask, ring, prev, lane_item
                 ring[lane, off + (t & m), :] = x[b]
                 for k in range(K):
                     xin[b, k * R:(k + 1) * R] = ring[lane, off + ((t - (K - 1 - k) * d) & m)]
-                pre[b, :] = rows[lane_item[lane], row, l]
+                pre[b, :] = rows[lane_row[lane], row, l]
             _matmul(w.conv[l], xin, pre, width)
             for b in range(width):
                 for i in range(H):
@@ -255,32 +257,41 @@ def run_lanes(lane0, width, t0, n, w, ring_off, ring_mask, ring, prev, lane_item
             values[item, t] = v
 
 
-def plan_lanes(lengths: list[int], threads: int):
-    """Split items over threads, and each thread's items into eight-lane groups (when it has
-    more than half a group left) or single lanes. Returns (lane_item, lane_len, units per
-    thread: lists of (lane0, width))."""
-    B = len(lengths)
-    threads = max(1, min(threads, B))
-    order = sorted(range(B), key=lambda b: -lengths[b])  # similar lengths share a group
-    shares = [order[i::threads] for i in range(threads)]
-    lane_item, lane_len, plan = [], [], []
-    for share in shares:
-        units = []
+class LanePlan(NamedTuple):
+    lane_item: np.ndarray   # (lanes,) batch item of each lane
+    lane_len: np.ndarray    # (lanes,) steps to generate (0 = padding lane)
+    lane_row: np.ndarray    # (lanes,) index of the lane's item in its thread's `items`
+    items: list[list[int]]  # per thread: its batch items
+    units: list[list[tuple[int, int]]]  # per thread: (first lane, width) to run in turn
+
+
+def plan_lanes(lengths: list[int], threads: int) -> LanePlan:
+    """Split items over threads, and each thread's items into eight-lane groups (when more
+    than half a group is left) or single lanes."""
+    threads = max(1, min(threads, len(lengths)))
+    order = sorted(range(len(lengths)), key=lambda b: -lengths[b])  # similar lengths share a group
+    lane_item, lane_len, lane_row, items, units = [], [], [], [], []
+    for k in range(threads):
+        share = order[k::threads]
+        items.append(share)
+        units.append([])
         i = 0
         while i < len(share):
-            left = len(share) - i
-            width = GROUP if left > GROUP // 2 else 1
-            take = share[i:i + min(width, left)]
-            units.append((len(lane_item), width))
-            lane_item += take + [take[0]] * (width - len(take))
-            lane_len += [lengths[b] for b in take] + [0] * (width - len(take))
+            width = GROUP if len(share) - i > GROUP // 2 else 1
+            take = share[i:i + width]
+            pad = width - len(take)
+            units[-1].append((len(lane_item), width))
+            lane_item += take + [take[0]] * pad
+            lane_len += [lengths[b] for b in take] + [0] * pad
+            lane_row += list(range(i, i + len(take))) + [i] * pad
             i += len(take)
-        plan.append(units)
-    return (np.array(lane_item, dtype=np.int64), np.array(lane_len, dtype=np.int64), plan)
+    as_array = lambda v: np.array(v, dtype=np.int64)
+    return LanePlan(as_array(lane_item), as_array(lane_len), as_array(lane_row), items, units)
 
 
 class FastPath:
-    """Generation (or teacher forcing) over chunks of steps with the numba kernel."""
+    """Generation (or teacher forcing) over chunks of steps with the numba kernel. Each
+    thread computes the gate conditioning of its own items, then runs their lanes."""
 
     def __init__(self, wavenet: WaveNet, lengths: list[int], spec: SamplerSpec, first_input: int,
                  forced: torch.Tensor | None = None, keep_logits: bool = False, threads: int = 1):
@@ -288,8 +299,8 @@ class FastPath:
         sizes = history_sizes(wavenet)
         self.ring_off = np.cumsum([0] + sizes[:-1]).astype(np.int64)
         self.ring_mask = np.array(sizes, dtype=np.int64) - 1
-        self.lane_item, self.lane_len, self.plan = plan_lanes(lengths, threads)
-        lanes, R = len(self.lane_item), self.w.embed.shape[1]
+        self.plan = plan_lanes(lengths, threads)
+        lanes, R = len(self.plan.lane_item), self.w.embed.shape[1]
         self.ring = np.zeros((lanes, sum(sizes), R), np.float32)
         self.prev = np.full(lanes, int(first_input), np.int64)
         B, T, O = len(lengths), max(lengths), self.w.head2.shape[0]
@@ -300,25 +311,28 @@ class FastPath:
                        else np.ascontiguousarray(forced.cpu().numpy().astype(np.int64)))
         self.logits = np.zeros((B, T, O) if keep_logits else (1, 1, 1), np.float32)
         self.keep_logits, self.use_forced = keep_logits, forced is not None
-        self.pool = ThreadPoolExecutor(len(self.plan)) if len(self.plan) > 1 else None
+        self.threads = len(self.plan.units)
+        self.pool = ThreadPoolExecutor(self.threads) if self.threads > 1 else None
 
-    def _units(self, units, t0, n, rows, hold, uniforms):
-        s = self.spec
-        for lane0, width in units:
+    def _thread(self, k: int, t0: int, n: int, cond, chunk: int, uniforms: np.ndarray) -> None:
+        rows = np.ascontiguousarray(cond.rows(t0, chunk, self.plan.items[k]).cpu().numpy(), dtype=np.float32)
+        p, s = self.plan, self.spec
+        for lane0, width in p.units[k]:
             run_lanes(lane0, width, t0, n, self.w, self.ring_off, self.ring_mask, self.ring, self.prev,
-                      self.lane_item, self.lane_len, rows, hold, uniforms, s.kind, s.temperature,
+                      p.lane_item, p.lane_len, rows, p.lane_row, cond.hold, uniforms, s.kind, s.temperature,
                       s.mixtures, s.log_scale_min, s.mu_law_levels, self.forced, self.use_forced,
                       self.classes, self.values, self.logits, self.keep_logits)
 
-    def run(self, t0: int, n: int, rows: torch.Tensor, hold: int, uniforms: torch.Tensor) -> None:
-        rows = np.ascontiguousarray(rows.detach().cpu().numpy(), dtype=np.float32)
-        uniforms = np.ascontiguousarray(uniforms.cpu().numpy(), dtype=np.float32)
+    def run(self, t0: int, n: int, cond, chunk: int, uniforms: torch.Tensor) -> None:
+        """Steps t0 … t0 + n − 1 with conditioning `cond` (a GateConditioning, asked for
+        `chunk` steps) and uniforms (B, n, U)."""
+        uniforms = np.ascontiguousarray(uniforms.numpy(), dtype=np.float32)
         if self.pool is None:
-            self._units(self.plan[0], t0, n, rows, hold, uniforms)
-        else:
-            jobs = [self.pool.submit(self._units, units, t0, n, rows, hold, uniforms) for units in self.plan]
-            for job in jobs:
-                job.result()
+            self._thread(0, t0, n, cond, chunk, uniforms)
+            return
+        jobs = [self.pool.submit(self._thread, k, t0, n, cond, chunk, uniforms) for k in range(self.threads)]
+        for job in jobs:
+            job.result()
 
     def results(self):
         if self.pool is not None:

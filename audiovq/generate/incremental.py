@@ -8,15 +8,27 @@ comes precomputed from `GateConditioning`.
 """
 from __future__ import annotations
 
+import contextlib
 import math
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
 from ..nn.wavenet import WaveNet
 from .sampling import SamplerSpec, sample
 from .weights import history_sizes, stack_weights
+
+
+@contextlib.contextmanager
+def torch_threads(n: int | None):
+    """Use n intra-op threads inside the block (None: leave as is)."""
+    old = torch.get_num_threads()
+    if n:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
 
 
 class TorchStack:
@@ -68,11 +80,18 @@ class TorchPath:
         self.logits = torch.zeros(B, T, O, device=device) if keep_logits else None
 
     @torch.no_grad()
-    def run(self, t0: int, n: int, rows: torch.Tensor, hold: int, uniforms: torch.Tensor) -> None:
-        """Steps t0 … t0 + n − 1; rows (B, r, L, G) gate conditioning, uniforms (B, n, U)."""
+    def run(self, t0: int, n: int, cond, chunk: int, uniforms: torch.Tensor) -> None:
+        """Steps t0 … t0 + n − 1 with conditioning `cond` (a GateConditioning, asked for
+        `chunk` steps) and uniforms (B, n, U)."""
         device = self.prev.device
-        rows = rows.to(device)
+        rows = cond.rows(t0, chunk)
+        hold = cond.hold
         uniforms = uniforms.to(device)
+        # per-step ops are far too small to share between CPU threads
+        with torch_threads(1 if device.type == "cpu" else None):
+            self._steps(t0, n, rows, hold, uniforms)
+
+    def _steps(self, t0: int, n: int, rows: torch.Tensor, hold: int, uniforms: torch.Tensor) -> None:
         for j in range(n):
             t = t0 + j
             inputs = self.prev if self.forced is None else self.forced[:, t]

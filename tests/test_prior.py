@@ -1,0 +1,97 @@
+"""The prior over codes: causal, learns a known pattern down to its entropy, and the code
+extraction cache is reused for an unchanged checkpoint and redone for a changed one."""
+import math
+
+import numpy as np
+import torch
+
+from audiovq import checkpoint as ckpt_io
+from audiovq.codes import extract_codes
+from audiovq.config import load_config
+from audiovq.data.manifest import Manifest
+from audiovq.nn.prior import CodePrior
+from audiovq.nn.vqvae import AudioVQVAE
+from audiovq.prior import unigram_bits
+
+
+def small_prior(K=8, speakers=2):
+    cfg = load_config("prior", ["vqvae=x", "model.residual_channels=16", "model.gate_channels=32",
+                                "model.skip_channels=32", "model.layers_per_cycle=4", "model.cycles=1",
+                                "model.speaker_dim=4"])
+    return CodePrior(cfg.model, K, speakers)
+
+
+def test_prior_is_causal():
+    torch.manual_seed(0)
+    prior = small_prior().eval()
+    codes = torch.randint(8, (2, 40))
+    spk = torch.tensor([0, 1])
+    a = prior(codes, spk).logits
+    changed = codes.clone()
+    changed[:, 20:] = (codes[:, 20:] + 1) % 8
+    b = prior(changed, spk).logits
+    # logits at t predict code t from codes < t: unchanged through t = 20
+    assert torch.allclose(a[..., :21], b[..., :21])
+    assert not torch.allclose(a[..., 21:], b[..., 21:])
+
+
+def test_prior_learns_a_known_pattern_down_to_its_entropy():
+    """Codes follow c_t = c_{t-1} + 1 (mod K) with probability 0.9, else uniform over the
+    other K − 1 codes: true entropy per code H = h(0.9) + 0.1 log2(K − 1) bits."""
+    torch.manual_seed(0)
+    K, L, B = 8, 64, 32
+    rng = np.random.default_rng(0)
+
+    def draw(n):
+        c = np.zeros((n, L), np.int64)
+        c[:, 0] = rng.integers(K, size=n)
+        for t in range(1, L):
+            nxt = (c[:, t - 1] + 1) % K
+            other = (nxt + rng.integers(1, K, size=n)) % K
+            c[:, t] = np.where(rng.random(n) < 0.9, nxt, other)
+        return torch.from_numpy(c)
+
+    h = -(0.9 * math.log2(0.9) + 0.1 * math.log2(0.1)) + 0.1 * math.log2(K - 1)
+    prior = small_prior(K, 1)
+    opt = torch.optim.Adam(prior.parameters(), 1e-2)
+    spk = torch.zeros(B, dtype=torch.long)
+    for _ in range(150):
+        out = prior(draw(B), spk)
+        opt.zero_grad()
+        out.loss.backward()
+        opt.step()
+    with torch.no_grad():
+        test = draw(64)
+        bits = float(prior(test[:, 1:], torch.zeros(64, dtype=torch.long)).loss) / math.log(2)
+    # the first position of each sequence has log2 K bits; the rest should approach h
+    assert bits < h + 0.15, (bits, h)
+    assert bits > h - 0.1  # cannot beat the true entropy (by more than sampling noise)
+
+
+def test_unigram_baseline_hand_computed():
+    # train counts (code 0: 3, code 1: 1, code 2: 0) + 1 → p = (4, 2, 1) / 7
+    bits = unigram_bits([np.array([0, 0, 0, 1])], [np.array([0, 2])], 3)
+    assert math.isclose(bits, -(math.log2(4 / 7) + math.log2(1 / 7)) / 2)
+
+
+def test_code_extraction_is_cached_per_checkpoint(small_corpus, tmp_path):
+    _, prepared = small_corpus
+    manifest = Manifest.load(prepared)
+    cfg = load_config("vqvae", ["model.encoder.channels=8", "model.quantizer.codebook_size=16",
+                                "model.quantizer.dim=4", "model.decoder.layers_per_cycle=2"])
+    torch.manual_seed(0)
+    model = AudioVQVAE(cfg.model, 3, 16000).eval()
+    path = ckpt_io.save(tmp_path / "m.pt", ckpt_io.Checkpoint("vqvae", {}, model.state_dict()))
+    first = extract_codes(model, path, manifest, tmp_path / "cache", progress=False)
+    files = list((tmp_path / "cache").glob("codes-*.npz"))
+    assert len(files) == 1 and len(first.codes) == len(manifest.utterances)
+    assert first.codes[0].size == -(-manifest.utterances[0].num_samples // 64)
+    mtime = files[0].stat().st_mtime_ns
+    again = extract_codes(model, path, manifest, tmp_path / "cache", progress=False)
+    assert files[0].stat().st_mtime_ns == mtime  # reused, not rewritten
+    assert all(np.array_equal(a, b) for a, b in zip(first.codes, again.codes))
+    with torch.no_grad():
+        model.quantizer.codebook.mul_(-1)  # a changed model → a changed checkpoint
+    ckpt_io.save(path, ckpt_io.Checkpoint("vqvae", {}, model.state_dict()))
+    extract_codes(model, path, manifest, tmp_path / "cache", progress=False)
+    assert len(list((tmp_path / "cache").glob("codes-*.npz"))) == 2
