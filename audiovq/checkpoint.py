@@ -90,6 +90,13 @@ def latest(run_dir: str | os.PathLike) -> pathlib.Path | None:
     return found[-1] if found else None
 
 
+def remove_stale_temporaries(run_dir: str | os.PathLike) -> None:
+    """Delete half-written checkpoints left by a process killed while saving."""
+    folder = pathlib.Path(run_dir) / "checkpoints"
+    for tmp in folder.glob(".step-*.tmp*") if folder.is_dir() else []:
+        tmp.unlink(missing_ok=True)
+
+
 def prune(run_dir: str | os.PathLike, keep: int) -> None:
     """Delete all but the newest `keep` checkpoints of a run."""
     for old in list_checkpoints(run_dir)[:-keep]:

@@ -152,6 +152,8 @@ class Trainer:
     # ---------------------------------------------------------------- checkpoints
     def resume(self) -> pathlib.Path | None:
         """Load the newest checkpoint of the run directory, if any; returns its path."""
+        if self.dist.main:
+            ckpt_io.remove_stale_temporaries(self.run_dir)
         path = ckpt_io.latest(self.run_dir)
         if path is None:
             return None

@@ -23,7 +23,7 @@ T = 300  # more than one chunk of 256 steps, many ring-buffer wraps
 
 def small_wavenet(out=40, local=0, glob=0, kernel=2, seed=0):
     torch.manual_seed(seed)
-    net = WaveNet(32, out, [1, 2, 4, 8, 1, 2], residual_channels=8, gate_channels=12, skip_channels=10,
+    net = WaveNet(40, out, [1, 2, 4, 8, 1, 2], residual_channels=8, gate_channels=12, skip_channels=10,
                   kernel_size=kernel, local_channels=local, global_channels=glob).eval()
     with torch.no_grad():  # spread the logits so that sampling has real choices to get wrong
         net.head[-1].weight.mul_(3.0)
@@ -54,7 +54,7 @@ def test_teacher_forced_logits_match_forward(local, glob, kernel):
     net = small_wavenet(local=local, glob=glob, kernel=kernel)
     g = torch.Generator().manual_seed(2)
     B = 3
-    inputs = torch.randint(0, 32, (B, T), generator=g)
+    inputs = torch.randint(0, 40, (B, T), generator=g)
     loc = torch.randn(B, local, T, generator=g) if local else None
     glo = torch.randn(B, glob, generator=g) if glob else None
     ref = forward_logits(net, inputs, loc, glo)
@@ -134,7 +134,7 @@ def test_generated_classes_follow_the_output_distribution():
         net.head[-1].bias.copy_(torch.tensor([0.0, 1.0, 2.0, -1.0, 0.5, 1.5]))
     n = 6000
     for temperature in (1.0, 0.5):
-        p = torch.softmax(net.head[-1].bias / temperature, 0).numpy()
+        p = torch.softmax(net.head[-1].bias.detach() / temperature, 0).numpy()
         values = generate_wavenet(net, n, temperature=temperature, seed=3).values[0]
         freq = np.bincount(values, minlength=6) / n
         assert np.all(np.abs(freq - p) < 4 * np.sqrt(p * (1 - p) / n) + 1e-3), (freq, p)
@@ -222,6 +222,14 @@ def test_decoder_mixture_generates_amplitudes():
         r = generate(model, indices, torch.tensor([0, 1]), [20, 13], fast=fast)
         assert [a.shape for a in r.audio] == [(20,), (13,)]
         assert all(a.dtype == np.float32 and np.all(np.abs(a) <= 1) for a in r.audio)
+
+
+def test_inputs_outside_the_vocabulary_are_refused():
+    net = small_wavenet(out=41)  # 41 output classes fed back into 40 input classes
+    with pytest.raises(ValueError, match="input classes"):
+        generate_wavenet(net, 5)
+    with pytest.raises(ValueError, match="input classes"):
+        teacher_forced_logits(small_wavenet(), torch.full((1, 5), 40))
 
 
 def test_decoder_rejects_lengths_beyond_the_codes():

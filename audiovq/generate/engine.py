@@ -124,6 +124,10 @@ def generate_wavenet(wavenet: WaveNet, steps: int | Sequence[int] | torch.Tensor
     if output is None:
         output = Categorical(wavenet.head[-1].out_channels, mu_law=False)
     spec = sampler_for(output, temperature)
+    fed_back = output.channels if spec.kind == CATEGORICAL else spec.mu_law_levels
+    if fed_back > wavenet.embed.num_embeddings or not 0 <= first_input < wavenet.embed.num_embeddings:
+        raise ValueError(f"samples ({fed_back} classes) and first_input {first_input} must be input classes "
+                         f"of the WaveNet (0 … {wavenet.embed.num_embeddings - 1})")
     t = time.perf_counter()
     classes, values, _ = _run(wavenet, lengths, local, glob, spec, first_input,
                               _seeds(seed, len(lengths)), fast, threads, progress)
@@ -137,6 +141,8 @@ def teacher_forced_logits(wavenet: WaveNet, inputs: torch.Tensor, local: torch.T
                           threads: int | None = None) -> torch.Tensor:
     """The incremental paths fed given inputs (B, T) int64: logits (B, O, T), as `forward`."""
     B, T = inputs.shape
+    if inputs.min() < 0 or inputs.max() >= wavenet.embed.num_embeddings:
+        raise ValueError(f"inputs must be input classes of the WaveNet (0 … {wavenet.embed.num_embeddings - 1})")
     spec = SamplerSpec(CATEGORICAL, 0.0)
     _, _, logits = _run(wavenet, [T] * B, local, glob, spec, 0, list(range(B)), fast, threads, False,
                         forced=inputs, keep_logits=True)

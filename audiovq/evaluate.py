@@ -1,0 +1,188 @@
+"""`audiovq evaluate`: how good are conversions? For each (source, target speaker, output):
+
+- speaker similarity — cosine between GE2E speaker embeddings (resemblyzer, weights shipped
+  in its wheel) of the output and of reference utterances of the target and of the source
+  speaker; a conversion "lands" when it is closer to the target;
+- content — the output re-encoded by the same model keeps the source's codes (frame
+  agreement), and, where alignments exist, its codes' phone purity against the source phones;
+- signal — log-mel distance to the source after DTW, and the loudness difference.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import pathlib
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+
+from . import audio
+from .analysis import labels, metrics
+from .atomic import write_text
+from .data.alignments import read_textgrid
+from .data.manifest import Manifest
+from .errors import AudioVQError
+
+REFERENCES = 5  # reference utterances per speaker
+
+
+@dataclass
+class Conversion:
+    source: str                      # source audio file
+    target: str                      # target speaker id
+    output: str                      # converted audio file
+    source_speaker: str | None = None
+    source_utterance: str | None = None  # manifest id, when the source is a corpus utterance
+
+
+@dataclass
+class Score:
+    output: str
+    target: str
+    source_speaker: str | None
+    sim_target: float         # cosine(output, target references)
+    sim_source: float         # cosine(output, source-speaker references)
+    closer_to_target: bool
+    code_agreement: float     # share of frames whose re-encoded code equals the source's
+    mel_distance: float       # mean log-mel L2 distance along the DTW path (dB-scaled mels)
+    loudness_diff_db: float   # output RMS level − source RMS level
+
+
+def read_conversions(path: str | os.PathLike) -> list[Conversion]:
+    """The `conversions.json` that `audiovq convert` writes (or its folder)."""
+    path = pathlib.Path(path)
+    if path.is_dir():
+        path = path / "conversions.json"
+    if not path.is_file():
+        raise AudioVQError(f"{path}: no conversions list (run `audiovq convert … --out DIR` first)")
+    try:
+        items = json.loads(path.read_text())["items"]
+        return [Conversion(**{k: v for k, v in i.items() if k in Conversion.__dataclass_fields__}) for i in items]
+    except (json.JSONDecodeError, KeyError, TypeError) as e:
+        raise AudioVQError(f"{path}: not a conversions list ({type(e).__name__})") from None
+
+
+class SpeakerEmbedder:
+    """GE2E d-vectors via resemblyzer (optional dependency: the `eval` extra)."""
+
+    def __init__(self):
+        try:
+            import warnings
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                from resemblyzer import VoiceEncoder, preprocess_wav
+        except ImportError:
+            raise AudioVQError("speaker similarity needs resemblyzer: pip install -e '.[eval]'") from None
+        self.encoder, self.preprocess = VoiceEncoder("cpu", verbose=False), preprocess_wav
+        self.cache: dict[str, np.ndarray] = {}
+
+    def __call__(self, wav: np.ndarray, sample_rate: int) -> np.ndarray:
+        x = self.preprocess(audio.resample(wav, sample_rate, 16000), 16000)
+        if x.size < 1600:  # the VAD removed nearly everything: embed the raw audio
+            x = audio.resample(wav, sample_rate, 16000)
+        return self.encoder.embed_utterance(x)
+
+    def speaker(self, key: str, wavs: list[np.ndarray], sample_rate: int) -> np.ndarray:
+        if key not in self.cache:
+            e = np.mean([self(w, sample_rate) for w in wavs], axis=0)
+            self.cache[key] = e / np.linalg.norm(e)
+        return self.cache[key]
+
+
+def mel_dtw_distance(a: np.ndarray, b: np.ndarray, sample_rate: int) -> float:
+    """Mean Euclidean distance between 80-band log-mel frames (dB) along the DTW path."""
+    import librosa
+    def logmel(x):
+        m = librosa.feature.melspectrogram(y=x, sr=sample_rate, n_fft=1024, hop_length=256, n_mels=80)
+        return librosa.power_to_db(m, ref=1.0, amin=1e-10, top_db=None)
+    A, B = logmel(a), logmel(b)
+    D, path = librosa.sequence.dtw(X=A, Y=B, metric="euclidean")
+    return float(D[-1, -1] / len(path))
+
+
+def _references(manifest: Manifest | None, speaker: str | None, exclude: str | None, sr: int) -> list[np.ndarray]:
+    if manifest is None or speaker is None:
+        return []
+    utts = [u for u in manifest.utterances if u.speaker == speaker and u.id != exclude]
+    utts = sorted(utts, key=lambda u: (u.split != "train", u.id))[:REFERENCES]
+    return [audio.load(manifest.audio_path(u), sr) for u in utts]
+
+
+@torch.no_grad()
+def evaluate(model, conversions: list[Conversion], manifest: Manifest | None = None,
+             alignments: str | os.PathLike | None = None, progress: bool = True) -> dict:
+    """Score each conversion; returns {"items": [Score…], "summary": {…}}."""
+    sr = model.sample_rate
+    embed = SpeakerEmbedder()
+    scores, phone_pairs = [], {"out": [], "src": [], "phones": []}
+    for c in conversions:
+        src, out = audio.load(c.source, sr), audio.load(c.output, sr)
+        target_refs = _references(manifest, c.target, None, sr)
+        if not target_refs:
+            raise AudioVQError(f"no reference utterances of target speaker {c.target!r} in the corpus")
+        e_out = embed(out, sr)
+        e_out /= np.linalg.norm(e_out)
+        e_tgt = embed.speaker(c.target, target_refs, sr)
+        src_refs = _references(manifest, c.source_speaker, c.source_utterance, sr) or [src]
+        e_src = embed.speaker(f"{c.source_speaker or c.source}", src_refs, sr)
+        codes_src = model.encode(torch.from_numpy(src)[None])[0].numpy()
+        codes_out = model.encode(torch.from_numpy(out)[None])[0].numpy()
+        n = min(codes_src.size, codes_out.size)
+        scores.append(Score(c.output, c.target, c.source_speaker, float(e_out @ e_tgt), float(e_out @ e_src),
+                            bool(e_out @ e_tgt > e_out @ e_src), float(np.mean(codes_src[:n] == codes_out[:n])),
+                            mel_dtw_distance(out, src, sr), audio.loudness_db(out) - audio.loudness_db(src)))
+        if alignments and manifest and c.source_utterance:
+            _collect_phones(phone_pairs, manifest, pathlib.Path(alignments), c.source_utterance,
+                            codes_src[:n], codes_out[:n], model.code_rate)
+    summary = {
+        "conversions": len(scores),
+        "closer_to_target": float(np.mean([s.closer_to_target for s in scores])),
+        "sim_target": float(np.mean([s.sim_target for s in scores])),
+        "sim_source": float(np.mean([s.sim_source for s in scores])),
+        "code_agreement": float(np.mean([s.code_agreement for s in scores])),
+        "mel_distance": float(np.mean([s.mel_distance for s in scores])),
+        "loudness_diff_db": float(np.mean([s.loudness_diff_db for s in scores])),
+    }
+    if phone_pairs["phones"]:
+        phones = labels.encode_phones(np.concatenate(phone_pairs["phones"])).ids
+        summary["phone_purity_output"] = metrics.cluster_quality(np.concatenate(phone_pairs["out"]), phones).phone_purity
+        summary["phone_purity_source"] = metrics.cluster_quality(np.concatenate(phone_pairs["src"]), phones).phone_purity
+    return {"items": [asdict(s) for s in scores], "summary": summary}
+
+
+def _collect_phones(acc, manifest, alignments, utt_id, codes_src, codes_out, code_rate):
+    utt = next((u for u in manifest.utterances if u.id == utt_id), None)
+    if utt is None:
+        return
+    for p in (alignments / utt.speaker / f"{utt.id}.TextGrid", alignments / f"{utt.id}.TextGrid"):
+        if p.is_file():
+            tier = labels.normalize_intervals(labels.phone_tier(read_textgrid(p), str(p)))
+            lab = labels.frame_labels(tier, codes_src.size, code_rate, offset=utt.trim_start)
+            keep = lab.inside
+            acc["out"].append(codes_out[keep])
+            acc["src"].append(codes_src[keep])
+            acc["phones"].append(lab.labels[keep])
+            return
+
+
+def format_report(report: dict) -> str:
+    s = report["summary"]
+    lines = [f"{'output':40} {'target':7} {'sim→tgt':>7} {'sim→src':>7} {'codes%':>6} {'mel dB':>6} {'ΔdB':>5}"]
+    for i in report["items"]:
+        lines.append(f"{pathlib.Path(i['output']).name[:40]:40} {i['target']:7} {i['sim_target']:7.3f} "
+                     f"{i['sim_source']:7.3f} {i['code_agreement']:6.1%} {i['mel_distance']:6.1f} "
+                     f"{i['loudness_diff_db']:5.1f}")
+    lines.append(f"closer to target speaker than to source: {s['closer_to_target']:.0%} of {s['conversions']}; "
+                 f"mean similarity to target {s['sim_target']:.3f} vs source {s['sim_source']:.3f}; "
+                 f"codes kept {s['code_agreement']:.1%}")
+    if "phone_purity_output" in s:
+        lines.append(f"phone purity of the output's codes {s['phone_purity_output']:.3f} "
+                     f"(source's codes {s['phone_purity_source']:.3f})")
+    return "\n".join(lines)
+
+
+def write_json(path: str | os.PathLike, report: dict) -> None:
+    clean = json.loads(json.dumps(report, default=lambda x: None if isinstance(x, float) and math.isnan(x) else x))
+    write_text(path, json.dumps(clean, indent=1) + "\n")
