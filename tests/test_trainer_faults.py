@@ -1,0 +1,66 @@
+"""The Trainer under faults: non-finite losses are skipped and, if they persist, stop the run
+with one clear message while the last good checkpoint stays."""
+from types import SimpleNamespace
+from typing import NamedTuple
+
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from audiovq import checkpoint as ckpt_io
+from audiovq.config import TrainConfig
+from audiovq.errors import AudioVQError
+from audiovq.train import MAX_BAD_STEPS, Distributed, Trainer
+
+
+class Batch(NamedTuple):
+    x: torch.Tensor
+
+
+class Toy(torch.nn.Module):
+    """A linear model whose loss turns NaN on the steps listed in `bad`."""
+
+    def __init__(self, bad):
+        super().__init__()
+        self.lin, self.bad, self.calls = torch.nn.Linear(3, 1), set(bad), 0
+
+    def forward(self, x):
+        loss = self.lin(x).pow(2).mean()
+        if self.calls in self.bad:
+            loss = loss * float("nan")
+        self.calls += 1
+        return SimpleNamespace(loss=loss)
+
+
+def trainer(tmp_path, model, steps):
+    cfg = OmegaConf.structured(TrainConfig(run_dir=str(tmp_path), steps=steps, ckpt_every=5, val_every=0,
+                                           log_every=1, warmup=0))
+    return Trainer(cfg, model, kind="toy", config={}, extra={},
+                   next_batch=lambda g, part: Batch(torch.randn(4, 3, generator=g)),
+                   scalars=lambda out: {"loss": out.loss.item()}, dist_info=Distributed())
+
+
+def test_a_few_non_finite_losses_are_skipped(tmp_path):
+    model = Toy(bad={3, 4})
+    before = []
+    t = trainer(tmp_path, model, 10)
+    orig = t.optimizer.step
+
+    def spy(*a, **k):
+        before.append(model.calls)
+        return orig(*a, **k)
+
+    t.optimizer.step = spy
+    result = t.fit()
+    assert result.step == 10 and result.stopped == "steps"
+    assert 4 not in before and 5 not in before  # no update after the NaN forward passes (calls 3, 4)
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+
+
+def test_persistent_non_finite_losses_stop_the_run_and_keep_the_last_good_checkpoint(tmp_path):
+    model = Toy(bad=set(range(7, 1000)))
+    with pytest.raises(AudioVQError, match="non-finite"):
+        trainer(tmp_path, model, 100).fit()
+    assert model.calls == 7 + MAX_BAD_STEPS
+    last = ckpt_io.load(ckpt_io.latest(tmp_path))
+    assert last.step == 5 and all(torch.isfinite(v).all() for v in last.model.values())
