@@ -9,8 +9,11 @@ CACHE_DIR ?= $(HOME)/.cache/audiovq
 DEPS_KEY  := $(shell $(PYTHON) tools/deps_key.py)
 VENV      ?= $(CACHE_DIR)/venv-$(DEPS_KEY)
 PY        := $(VENV)/bin/python
+BIN       := $(VENV)/bin
 DEMO_RUN  ?= runs/demo
 DEMO_MINUTES ?= 5
+# an utterance of the held-out speaker of the embedded corpus (never seen in training)
+DEMO_SRC  ?= data/embedded-12x60-seed0/prepared/wav/p236/p236_001.wav
 PYTEST_ARGS ?=
 
 .PHONY: env demo test clean-env
@@ -32,6 +35,11 @@ env: $(VENV)/.installed
 # tiny preset for DEMO_MINUTES (resuming if run again), then converts and analyses.
 demo: env
 	$(PY) recipes/vctk/train.py train.run_dir=$(DEMO_RUN) train.minutes=$(DEMO_MINUTES)
+	$(BIN)/audiovq speakers --checkpoint $(DEMO_RUN)
+	$(BIN)/audiovq convert --checkpoint $(DEMO_RUN) --src $(DEMO_SRC) --speaker p225 --speaker p226 --out $(DEMO_RUN)/converted
+	$(BIN)/audiovq analyze --checkpoint $(DEMO_RUN) --split val -q
+	$(BIN)/audiovq evaluate $(DEMO_RUN)/converted --checkpoint $(DEMO_RUN)
+	@echo "== demo done: conversions of a held-out speaker's utterance are in $(DEMO_RUN)/converted/, the code analysis in $(DEMO_RUN)/analysis/"
 
 # Every test, slow ones included (plain `pytest` runs the fast ones only).
 test: env

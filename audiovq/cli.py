@@ -3,7 +3,11 @@
     audiovq corpus synth OUT_DIR          make the embedded multi-speaker corpus
     audiovq corpus prepare ROOT OUT_DIR   resample/trim a VCTK(-shaped) tree, write a manifest
     audiovq speakers                      the speakers a checkpoint knows
+    audiovq convert --src a.wav --speaker p225   speaker conversion
+    audiovq encode IN.wav --out codes.npy        audio → codes
+    audiovq decode codes.npy --speaker p225      codes → audio in a speaker's voice
     audiovq analyze                       learned codes vs phone labels, with baselines
+    audiovq evaluate DIR                  speaker similarity / content of conversions
 
 Errors a user can cause are printed as one line (`audiovq: error: …`) with exit status 2.
 """
@@ -82,6 +86,85 @@ def _analyze(a: argparse.Namespace) -> None:
     print(f"report: {r.files[0]}; plots: {', '.join(str(f) for f in r.files[2:]) or 'none'}")
 
 
+def _source_speakers(m, sources) -> dict:
+    """Corpus speaker of each source file named like an utterance of the model's corpus."""
+    from .data.manifest import Manifest
+    try:
+        manifest = Manifest.load(_checkpoint_corpus(m))
+    except AudioVQError:
+        return {}
+    by_id = {u.id: u.speaker for u in manifest.utterances}
+    return {str(s): by_id.get(s.stem) for s in sources}
+
+
+def _convert(a: argparse.Namespace) -> None:
+    import pathlib
+    from .convert import convert, expand_sources, write_conversions
+    from .models import load_vqvae
+    m = load_vqvae(a.checkpoint, a.device)
+    sources = expand_sources(a.src)
+    out = pathlib.Path(a.out or "converted")
+    items, rtf = convert(m, sources, a.speaker, out, temperature=a.temperature, seed=a.seed,
+                         fast=not a.slow, progress=not a.quiet)
+    folder = out if out.suffix.lower() not in (".wav", ".flac", ".ogg") else out.parent
+    listing = write_conversions(folder, items, m.path, _source_speakers(m, sources))
+    for c in items:
+        print(f"{c.source} → {c.target}: {c.output} ({c.seconds:.1f} s)")
+    print(f"{len(items)} conversion(s), RTF {rtf:.2f} ({'faster' if rtf < 1 else 'slower'} than real time); "
+          f"list: {listing}")
+
+
+def _encode(a: argparse.Namespace) -> None:
+    import pathlib
+    import torch
+    from . import audio
+    from .convert import save_codes
+    from .models import load_vqvae
+    m = load_vqvae(a.checkpoint)
+    wav = audio.load(a.input, m.model.sample_rate, require_speech=True)
+    codes = m.model.encode(torch.from_numpy(wav)[None])[0].numpy()
+    meta = {"num_codes": m.model.quantizer.num_codes, "code_rate": m.model.code_rate,
+            "sample_rate": m.model.sample_rate, "num_samples": int(wav.size), "checkpoint": str(m.path),
+            "source": str(a.input)}
+    out = a.out or pathlib.Path(a.input).with_suffix(".codes.npy").name
+    written = save_codes(out, codes, meta)
+    print(f"{codes.size} codes ({m.model.code_rate:g} per second, K={meta['num_codes']}) → "
+          f"{', '.join(map(str, written))}")
+
+
+def _decode(a: argparse.Namespace) -> None:
+    import torch
+    from . import audio
+    from .convert import load_codes
+    from .generate import generate
+    from .models import load_vqvae
+    m = load_vqvae(a.checkpoint)
+    spk = m.speaker_index(a.speaker)
+    codes, meta = load_codes(a.codes, m.model.quantizer.num_codes)
+    length = min(int(meta.get("num_samples") or codes.size * m.model.hop), codes.size * m.model.hop)
+    res = generate(m.model, torch.from_numpy(codes)[None], torch.tensor([spk]), lengths=[length],
+                   temperature=a.temperature, seed=a.seed, fast=not a.slow)
+    audio.save(a.out, res.audio[0], m.model.sample_rate)
+    print(f"{a.codes} → {a.out} ({length / m.model.sample_rate:.1f} s as {a.speaker}, RTF {res.rtf:.2f})")
+
+
+def _evaluate(a: argparse.Namespace) -> None:
+    import pathlib
+    from .data.manifest import Manifest
+    from .evaluate import evaluate, format_report, read_conversions, write_json
+    from .models import load_vqvae
+    items = read_conversions(a.conversions)
+    m = load_vqvae(a.checkpoint)
+    manifest = Manifest.load(a.data or _checkpoint_corpus(m))
+    align = a.alignments or pathlib.Path(manifest.source_root) / "alignments"
+    report = evaluate(m.model, items, manifest, align if pathlib.Path(align).is_dir() else None)
+    folder = pathlib.Path(a.conversions)
+    out = a.out or (folder if folder.is_dir() else folder.parent) / "evaluation.json"
+    write_json(out, report)
+    print(format_report(report))
+    print(f"report: {out}")
+
+
 def _checkpoint_corpus(m) -> str:
     corpus = m.extra.get("corpus")
     if not corpus:
@@ -128,6 +211,50 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--checkpoint", **ck)
     sp.set_defaults(func=_speakers)
 
+    cv = sub.add_parser("convert", help="convert speech to another speaker's voice",
+                        description="Encode each source to codes and decode them with the target speaker's "
+                                    "embedding; the output keeps the source's loudness. Writes "
+                                    "<stem>_to_<speaker>.wav files and conversions.json (for `audiovq evaluate`).")
+    cv.add_argument("--src", action="append", required=True, metavar="AUDIO",
+                    help="source audio file or folder (repeatable)")
+    cv.add_argument("--speaker", action="append", required=True, metavar="ID",
+                    help="target speaker (repeatable); `audiovq speakers` lists them")
+    cv.add_argument("--checkpoint", **ck)
+    cv.add_argument("--out", metavar="PATH", help="output folder (default converted/), or a .wav for one conversion")
+    _generation_options(cv)
+    cv.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    cv.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    cv.set_defaults(func=_convert)
+
+    en = sub.add_parser("encode", help="audio → code indices",
+                        description="Write the code indices of an audio file: .npz (codes + header) or .npy "
+                                    "with a .json header (code rate, K, sample rate, length, checkpoint).")
+    en.add_argument("input", metavar="IN", help="audio file")
+    en.add_argument("--out", metavar="CODES", help="codes.npy or codes.npz (default <IN>.codes.npy)")
+    en.add_argument("--checkpoint", **ck)
+    en.set_defaults(func=_encode)
+
+    de = sub.add_parser("decode", help="code indices → audio in a speaker's voice",
+                        description="Decode a codes file (from `audiovq encode`) with a speaker's embedding.")
+    de.add_argument("codes", metavar="CODES", help="codes.npy (with its .json header) or codes.npz")
+    de.add_argument("--speaker", required=True, metavar="ID", help="speaker to decode as")
+    de.add_argument("--out", required=True, metavar="WAV", help="output audio file")
+    de.add_argument("--checkpoint", **ck)
+    _generation_options(de)
+    de.set_defaults(func=_decode)
+
+    ev = sub.add_parser("evaluate", help="score conversions: speaker similarity, content kept, signal",
+                        description="For each conversion listed in conversions.json (written by `audiovq "
+                                    "convert`): cosine of GE2E speaker embeddings (resemblyzer) to the target and "
+                                    "source speakers, code agreement of the re-encoded output with the source, "
+                                    "phone purity where alignments exist, log-mel DTW distance and loudness change.")
+    ev.add_argument("conversions", metavar="DIR", help="folder with conversions.json (or the file)")
+    ev.add_argument("--checkpoint", **ck)
+    ev.add_argument("--data", metavar="PREPARED", help="prepared corpus for speaker references (default: the model's)")
+    ev.add_argument("--alignments", metavar="DIR", help="TextGrids of the sources (default: the corpus's)")
+    ev.add_argument("--out", metavar="JSON", help="report path (default DIR/evaluation.json)")
+    ev.set_defaults(func=_evaluate)
+
     an = sub.add_parser("analyze", help="score learned codes against phone alignments",
                         description="Encode a prepared corpus, label each code frame with the phone at its "
                                     "centre (TextGrid phones tier), and report the paper's code→phone "
@@ -148,6 +275,13 @@ def build_parser() -> argparse.ArgumentParser:
     an.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     an.set_defaults(func=_analyze)
     return p
+
+
+def _generation_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--temperature", type=float, default=1.0,
+                   help="sampling temperature of the decoder (0 = argmax; default 1.0)")
+    p.add_argument("--seed", type=int, default=0, help="random seed of the sampling (default 0)")
+    p.add_argument("--slow", action="store_true", help="use the plain PyTorch generator instead of the fast CPU path")
 
 
 def _positive(text: str) -> int:
