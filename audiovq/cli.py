@@ -172,15 +172,22 @@ def _checkpoint_corpus(m) -> str:
     return corpus
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors, like every other audiovq error."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="audiovq", description=__doc__.split("\n\n")[0],
+    p = _Parser(prog="audiovq", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
                                 epilog="Run `audiovq COMMAND --help` for a command's options.")
-    sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True, parser_class=_Parser)
 
     corpus = sub.add_parser("corpus", help="build or prepare a speech corpus",
                             description="Build the embedded corpus or prepare a VCTK tree for training.")
-    csub = corpus.add_subparsers(dest="corpus_command", metavar="ACTION", required=True)
+    csub = corpus.add_subparsers(dest="corpus_command", metavar="ACTION", required=True, parser_class=_Parser)
     s = csub.add_parser("synth", help="synthesize the embedded multi-speaker corpus (VCTK-shaped, with TextGrids)",
                         description="Synthesize English speech with libespeak-ng for several voices into a "
                                     "VCTK-0.92-shaped tree with phone alignments (alignments/*.TextGrid).")

@@ -1,0 +1,157 @@
+"""The command line: a round trip on a small checkpoint, and every kind of bad input a user
+can hand us → one line on stderr naming the problem, exit status 2, no partial output."""
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from audiovq import checkpoint as ckpt_io
+from audiovq.cli import main
+from audiovq.config import load_config, to_dict
+from audiovq.data.manifest import Manifest
+from audiovq.nn.vqvae import AudioVQVAE
+
+SMALL = ["model.encoder.channels=16", "model.quantizer.codebook_size=16", "model.quantizer.dim=8",
+         "model.decoder.residual_channels=8", "model.decoder.gate_channels=16", "model.decoder.skip_channels=16",
+         "model.decoder.layers_per_cycle=3", "model.decoder.cond_channels=8", "model.decoder.speaker_dim=4",
+         "model.quantizer.kmeans_iters=0"]
+
+
+@pytest.fixture(scope="module")
+def files(small_corpus, tmp_path_factory):
+    """A small (untrained) checkpoint of the small corpus, and good and bad input files."""
+    raw, prepared = small_corpus
+    d = tmp_path_factory.mktemp("cli")
+    cfg = load_config("vqvae", SMALL + [f"data.prepared={prepared}"])
+    torch.manual_seed(0)
+    model = AudioVQVAE(cfg.model, 3, 16000)
+    manifest = Manifest.load(prepared)
+    speakers = [{"id": s, "gender": "F", "age": 20, "accent": "English", "region": ""}
+                for s in manifest.speaker_ids("train")]
+    ckpt = ckpt_io.save(d / "model.pt", ckpt_io.Checkpoint(
+        "vqvae", to_dict(cfg), model.state_dict(), 1, extra={"speakers": speakers, "corpus": str(prepared)}))
+    good = manifest.audio_path(manifest.split("test")[0])
+    t = np.arange(16000) / 16000
+    tone = (0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
+    sf.write(d / "stereo.wav", np.stack([tone, tone * 0.5], 1), 16000)
+    sf.write(d / "8k.wav", tone[::2], 8000)
+    sf.write(d / "96k.flac", np.repeat(tone, 6), 96000)
+    (d / "text.wav").write_text("this is not audio\n")
+    sf.write(d / "full.flac", tone, 16000)
+    (d / "truncated.flac").write_bytes((d / "full.flac").read_bytes()[:300])
+    sf.write(d / "empty.wav", np.zeros(0, np.float32), 16000)
+    nan = tone.copy()
+    nan[100] = np.nan
+    sf.write(d / "nan.wav", nan, 16000, subtype="FLOAT")
+    sf.write(d / "silent.wav", np.zeros(16000, np.float32), 16000)
+    (d / "empty_dir").mkdir()
+    (d / "corrupt.pt").write_bytes(ckpt.read_bytes()[: ckpt.stat().st_size // 2])
+    ckpt_io.save(d / "prior.pt", ckpt_io.Checkpoint("prior", {}, {}, 1))
+    torch.save({"format": "audiovq-checkpoint", "version": 99, "kind": "vqvae"}, d / "future.pt")
+    bad_cfg = to_dict(cfg)
+    bad_cfg["model"]["quantizer"]["codebook_size"] = "many"
+    ckpt_io.save(d / "badcfg.pt", ckpt_io.Checkpoint("vqvae", bad_cfg, model.state_dict(), 1,
+                                                      extra={"speakers": speakers}))
+    np.save(d / "codes_oob.npy", np.array([1, 2, 99]))
+    np.save(d / "codes_2d.npy", np.zeros((2, 3), np.int64))
+    (d / "codes_junk.npy").write_text("junk")
+    return d, ckpt, good, raw, prepared
+
+
+def run_cli(capsys, *args):
+    with pytest.raises(SystemExit) as e:
+        main([str(a) for a in args])
+        raise SystemExit(0)
+    out = capsys.readouterr()
+    return e.value.code, out.out, out.err
+
+
+def test_round_trip_convert_encode_decode_evaluate(files, capsys, tmp_path):
+    d, ckpt, good, _, _ = files
+    code, out, err = run_cli(capsys, "convert", "--src", good, "--speaker", "p225", "--speaker", "p227",
+                             "--checkpoint", ckpt, "--out", tmp_path / "conv", "-q")
+    assert code == 0, err
+    listing = json.loads((tmp_path / "conv" / "conversions.json").read_text())
+    assert [i["target"] for i in listing["items"]] == ["p225", "p227"]
+    src = sf.info(str(good))
+    for i in listing["items"]:
+        info = sf.info(i["output"])
+        assert info.frames == src.frames and info.samplerate == 16000
+        assert i["source_speaker"] == "p228"
+    code, out, err = run_cli(capsys, "encode", good, "--out", tmp_path / "c.npz", "--checkpoint", ckpt)
+    assert code == 0, err
+    with np.load(tmp_path / "c.npz") as z:
+        assert z["codes"].size == -(-src.frames // 64)
+    code, out, err = run_cli(capsys, "decode", tmp_path / "c.npz", "--speaker", "p226", "--out",
+                             tmp_path / "d.wav", "--checkpoint", ckpt)
+    assert code == 0, err
+    assert sf.info(str(tmp_path / "d.wav")).frames == src.frames
+    code, out, err = run_cli(capsys, "speakers", "--checkpoint", ckpt)
+    assert code == 0 and "p225" in out and "p228" not in out
+
+
+@pytest.mark.parametrize("name", ["stereo.wav", "8k.wav", "96k.flac"])
+def test_other_channel_counts_and_rates_are_handled(files, capsys, tmp_path, name):
+    d, ckpt, *_ = files
+    code, out, err = run_cli(capsys, "encode", d / name, "--out", tmp_path / "c.npy", "--checkpoint", ckpt)
+    assert code == 0, err
+    assert np.load(tmp_path / "c.npy").size == 16000 // 64
+
+
+BAD = [  # (arguments, words the one-line message must contain); {d} = fixture folder
+    (["convert", "--src", "{d}/missing.wav", "--speaker", "p225"], "no such file"),
+    (["convert", "--src", "{d}/empty_dir", "--speaker", "p225"], "holds no"),
+    (["convert", "--src", "{d}/text.wav", "--speaker", "p225"], "not a readable audio file"),
+    (["convert", "--src", "{d}/truncated.flac", "--speaker", "p225"], "truncated.flac"),
+    (["convert", "--src", "{d}/empty.wav", "--speaker", "p225"], "zero length"),
+    (["convert", "--src", "{d}/nan.wav", "--speaker", "p225"], "NaN"),
+    (["convert", "--src", "{d}/silent.wav", "--speaker", "p225"], "silent"),
+    (["convert", "--src", "{good}", "--speaker", "p999"], "unknown speaker 'p999'"),
+    (["encode", "{d}"], "directory"),
+    (["decode", "{d}/codes_oob.npy", "--speaker", "p225", "--out", "{out}/x.wav"], "outside 0…15"),
+    (["decode", "{d}/codes_2d.npy", "--speaker", "p225", "--out", "{out}/x.wav"], "1-D"),
+    (["decode", "{d}/codes_junk.npy", "--speaker", "p225", "--out", "{out}/x.wav"], "not a codes file"),
+    (["speakers", "--checkpoint", "{d}/nope.pt"], "no such checkpoint"),
+    (["speakers", "--checkpoint", "{d}/corrupt.pt"], "corrupt"),
+    (["speakers", "--checkpoint", "{d}/prior.pt"], "expected 'vqvae'"),
+    (["speakers", "--checkpoint", "{d}/future.pt"], "version 99"),
+    (["speakers", "--checkpoint", "{d}/badcfg.pt"], "codebook_size"),
+    (["corpus", "prepare", "{d}/missing", "{out}/prep"], "missing"),
+    (["corpus", "prepare", "{d}/empty_dir", "{out}/prep"], "empty_dir"),
+    (["corpus", "synth", "{out}/s", "--speakers", "0"], "at least 1"),
+    (["analyze", "--data", "{prepared}", "--alignments", "{d}/nope"], "no such alignments"),
+    (["analyze", "--data", "{prepared}", "--alignments", "{d}/empty_dir"], "no usable alignment"),
+    (["evaluate", "{d}/empty_dir"], "no conversions list"),
+]
+
+
+@pytest.mark.parametrize("args,words", BAD, ids=[" ".join(a[:2]) + f"-{i}" for i, (a, _) in enumerate(BAD)])
+def test_bad_input_gives_one_line_and_exit_2(files, capsys, tmp_path, args, words):
+    d, ckpt, good, raw, prepared = files
+    args = [a.format(d=d, good=good, out=tmp_path, prepared=prepared) for a in args]
+    if args[0] in ("convert", "encode", "decode", "analyze", "evaluate") and "--checkpoint" not in args:
+        args += ["--checkpoint", str(ckpt)]
+    if args[0] == "convert":
+        args += ["--out", str(tmp_path / "conv")]
+    code, out, err = run_cli(capsys, *args)
+    assert code == 2, (out, err)
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("audiovq"), err
+    assert words in lines[0], lines[0]
+    assert "Traceback" not in err
+    leftovers = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert leftovers == [], leftovers  # nothing half-written
+
+
+@pytest.mark.parametrize("override,words", [("model.quantizer.codebook_size=abc", "codebook_size"),
+                                            ("model.nope=1", "nope"), ("train.lr=-1", "train.lr")])
+def test_recipe_rejects_bad_config_in_one_line(override, words):
+    res = subprocess.run([sys.executable, "recipes/vctk/train.py", override], capture_output=True, text=True,
+                         timeout=120)
+    assert res.returncode == 2
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and words in lines[0], res.stderr
