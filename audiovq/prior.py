@@ -112,3 +112,61 @@ def train_prior(cfg) -> TrainResult:
               f"{len(train.codes)} train / {len(val.codes)} held-out utterances; unigram baseline "
               f"{baseline:.2f} bits/code, uniform {math.log2(K):.2f}", flush=True)
     return trainer.fit()
+
+
+class LoadedPrior(NamedTuple):
+    prior: CodePrior
+    vqvae: object          # LoadedVQVAE the codes belong to
+    speakers: list[dict]
+    path: pathlib.Path
+    step: int
+
+
+def load_prior(path, device="cpu") -> LoadedPrior:
+    """A trained prior and the VQ-VAE it models (named in its checkpoint)."""
+    from . import checkpoint as ckpt_io
+    from .errors import CheckpointError
+    path = pathlib.Path(path)
+    if path.is_dir() and ckpt_io.latest(path) is not None:
+        path = ckpt_io.latest(path)
+    ckpt = ckpt_io.load(path, kind="prior")
+    try:
+        cfg = config_mod.from_dict("prior", ckpt.config)
+    except AudioVQError as e:
+        raise CheckpointError(f"{path}: {e}") from None
+    vq_path = pathlib.Path(ckpt.extra.get("vqvae", ""))
+    if not vq_path.is_file():
+        raise CheckpointError(f"{path}: its VQ-VAE checkpoint {vq_path} is gone; the prior cannot be decoded")
+    if file_digest(vq_path) != ckpt.extra.get("vqvae_digest"):
+        raise CheckpointError(f"{path}: {vq_path} changed since the prior was trained on its codes")
+    vq = load_vqvae(vq_path, device)
+    prior = CodePrior(cfg.model, int(ckpt.extra["num_codes"]), len(ckpt.extra["speakers"]))
+    prior.load_state_dict(ckpt.model)
+    return LoadedPrior(prior.to(device).eval(), vq, ckpt.extra["speakers"], path, ckpt.step)
+
+
+@torch.no_grad()
+def sample_codes(prior: CodePrior, speaker: int, steps: int, n: int = 1, temperature: float = 1.0,
+                 top_k: int = 0, seed: int = 0) -> torch.Tensor:
+    """n code sequences (n, steps) for one speaker by cached incremental sampling (batched).
+
+    Plain sampling runs on the fast generator (numba on CPU); top-k sampling on the PyTorch
+    incremental path, which supports it.
+    """
+    from .generate import generate_wavenet
+    from .nn.distributions import Categorical
+    device = prior.speakers.weight.device
+    glob = prior.speakers(torch.full((n,), speaker, dtype=torch.long, device=device))
+    if not top_k or top_k >= prior.num_codes:
+        gen = generate_wavenet(prior.wavenet, steps, glob=glob, first_input=prior.start_token,
+                               temperature=temperature, seed=seed)
+        return torch.from_numpy(np.stack(gen.values)).long()
+    state = prior.wavenet.start(n, None, glob)
+    x = torch.full((n,), prior.start_token, dtype=torch.long, device=device)
+    g = torch.Generator(device=device).manual_seed(seed)
+    pick = Categorical(prior.num_codes, mu_law=False)
+    out = torch.empty(n, steps, dtype=torch.long)
+    for t in range(steps):
+        x = pick.sample(prior.wavenet.step(x, state), temperature, generator=g, top_k=top_k)
+        out[:, t] = x.cpu()
+    return out

@@ -56,6 +56,15 @@ def files(small_corpus, tmp_path_factory):
     bad_cfg["model"]["quantizer"]["codebook_size"] = "many"
     ckpt_io.save(d / "badcfg.pt", ckpt_io.Checkpoint("vqvae", bad_cfg, model.state_dict(), 1,
                                                       extra={"speakers": speakers}))
+    from audiovq.codes import file_digest
+    from audiovq.nn.prior import CodePrior
+    pcfg = load_config("prior", ["vqvae=x", "model.residual_channels=8", "model.gate_channels=16",
+                                 "model.skip_channels=16", "model.layers_per_cycle=3", "model.speaker_dim=4"])
+    ckpt_io.save(d / "good_prior.pt", ckpt_io.Checkpoint(
+        "prior", to_dict(pcfg), CodePrior(pcfg.model, 16, 3).state_dict(), 1,
+        extra={"vqvae": str(ckpt), "vqvae_digest": file_digest(ckpt), "speakers": speakers, "num_codes": 16}))
+    ckpt_io.save(d / "orphan_prior.pt", ckpt_io.Checkpoint(
+        "prior", to_dict(pcfg), {}, 1, extra={"vqvae": str(d / "gone.pt"), "speakers": speakers, "num_codes": 16}))
     np.save(d / "codes_oob.npy", np.array([1, 2, 99]))
     np.save(d / "codes_2d.npy", np.zeros((2, 3), np.int64))
     (d / "codes_junk.npy").write_text("junk")
@@ -92,6 +101,13 @@ def test_round_trip_convert_encode_decode_evaluate(files, capsys, tmp_path):
     assert sf.info(str(tmp_path / "d.wav")).frames == src.frames
     code, out, err = run_cli(capsys, "speakers", "--checkpoint", ckpt)
     assert code == 0 and "p225" in out and "p228" not in out
+    for extra in ([], ["--top-k", "4"]):
+        code, out, err = run_cli(capsys, "sample", "--prior", d / "good_prior.pt", "--speaker", "p226",
+                                 "--seconds", "0.2", "-n", "2", "--out", tmp_path / "samples", *extra)
+        assert code == 0, err
+        for i in range(2):
+            assert sf.info(str(tmp_path / "samples" / f"sample_p226_{i:02d}.wav")).frames == 50 * 64
+            assert np.load(tmp_path / "samples" / f"sample_p226_{i:02d}.codes.npy").max() < 16
 
 
 @pytest.mark.parametrize("name", ["stereo.wav", "8k.wav", "96k.flac"])
@@ -126,6 +142,9 @@ BAD = [  # (arguments, words the one-line message must contain); {d} = fixture f
     (["analyze", "--data", "{prepared}", "--alignments", "{d}/nope"], "no such alignments"),
     (["analyze", "--data", "{prepared}", "--alignments", "{d}/empty_dir"], "no usable alignment"),
     (["evaluate", "{d}/empty_dir"], "no conversions list"),
+    (["sample", "--prior", "{d}/model.pt", "--speaker", "p225", "--out", "{out}/s"], "expected 'prior'"),
+    (["sample", "--prior", "{d}/orphan_prior.pt", "--speaker", "p225", "--out", "{out}/s"], "is gone"),
+    (["sample", "--prior", "{d}/good_prior.pt", "--speaker", "p999", "--out", "{out}/s"], "unknown speaker"),
 ]
 
 
@@ -133,7 +152,7 @@ BAD = [  # (arguments, words the one-line message must contain); {d} = fixture f
 def test_bad_input_gives_one_line_and_exit_2(files, capsys, tmp_path, args, words):
     d, ckpt, good, raw, prepared = files
     args = [a.format(d=d, good=good, out=tmp_path, prepared=prepared) for a in args]
-    if args[0] in ("convert", "encode", "decode", "analyze", "evaluate") and "--checkpoint" not in args:
+    if args[0] in ("convert", "encode", "decode", "analyze", "evaluate", "speakers") and "--checkpoint" not in args:
         args += ["--checkpoint", str(ckpt)]
     if args[0] == "convert":
         args += ["--out", str(tmp_path / "conv")]
