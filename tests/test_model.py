@@ -104,3 +104,14 @@ def test_checkpoint_that_would_run_code_is_refused(tmp_path):
     torch.save({"format": "audiovq-checkpoint", "version": 1, "kind": "vqvae", "model": _Exploit()}, path)
     with pytest.raises(CheckpointError, match="refused"):
         ckpt_io.load(path)
+
+
+def test_long_input_is_encoded_in_chunks_with_the_same_codes():
+    torch.manual_seed(0)
+    cfg = small_cfg("model.quantizer.kmeans_iters=0")
+    model = AudioVQVAE(cfg.model, 2, 16000).eval()
+    wav = torch.randn(1, 64 * 500 + 17) * 0.3
+    whole = model.encode(wav, chunk=10 ** 9)
+    chunked = model.encode(wav, chunk=64 * 37)
+    assert whole.shape == chunked.shape == (1, 501)
+    assert torch.equal(whole, chunked)

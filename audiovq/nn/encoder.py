@@ -42,6 +42,9 @@ class WaveformEncoder(nn.Module):
         self.residual = nn.Sequential(*[ResidualBlock1d(channels) for _ in range(residual_layers)])
         self.project = nn.Conv1d(channels, dim, 1)
         self.hop = stride ** layers
+        # samples one output frame depends on: each strided layer widens it by (kernel-1)·jump
+        self.receptive_field = 1 + sum((kernel - 1) * stride ** i for i in range(layers)) + \
+            2 * residual_layers * self.hop  # the k=3 residual convs at the code rate
 
     def forward(self, wav: torch.Tensor) -> torch.Tensor:
         if wav.dim() == 2:

@@ -109,7 +109,7 @@ class ImageDecoder(nn.Module):
 class ImageVQVAEOutput(NamedTuple):
     loss: torch.Tensor        # training loss
     recon_loss: torch.Tensor  # the reconstruction term of the loss (MSE / Var or NLL)
-    mse: torch.Tensor         # mean squared error in [-1, 1] units (÷ 4 for [0, 1] units)
+    mse: torch.Tensor         # MSE of the clamped reconstruction, [-1, 1] units (÷ 4 for [0, 1] units)
     nll: torch.Tensor         # discretized-logistic NLL, nats per subpixel
     vq: VQResult
     mean: torch.Tensor        # (B, C, H, W) reconstruction (decoder mean)
@@ -167,10 +167,10 @@ class ImageVQVAE(nn.Module):
     def forward(self, images: torch.Tensor) -> ImageVQVAEOutput:
         vq = self.quantizer(self.encoder(images))
         mean, log_scale = self._decode(vq.quantized)
-        mse = F.mse_loss(mean, images)
+        mse = F.mse_loss(mean.detach().clamp(-1, 1), images)  # of the image decode() returns
         if self.recon == "mse":
             nll = self.nll(images, mean.detach(), log_scale)
-            recon = mse / self.data_variance
+            recon = F.mse_loss(mean, images) / self.data_variance
             loss = recon + vq.loss + nll  # nll only reaches log_scale (the mean is detached)
         else:
             nll = self.nll(images, mean, log_scale)

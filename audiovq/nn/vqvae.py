@@ -103,10 +103,27 @@ class AudioVQVAE(nn.Module):
         return int(mu_law_encode(torch.zeros(1), self.classes))
 
     @torch.no_grad()
-    def encode(self, wav: torch.Tensor) -> torch.Tensor:
-        """Waveform (B, T) → code indices (B, ceil(T / hop)) (pads T up to a multiple of hop)."""
-        pad = (-wav.shape[-1]) % self.hop
-        return self.quantizer(self.encoder(F.pad(wav, (0, pad)))).indices
+    def encode(self, wav: torch.Tensor, chunk: int = 160_000) -> torch.Tensor:
+        """Waveform (B, T) → code indices (B, ceil(T / hop)) (pads T up to a multiple of hop).
+
+        Long inputs are encoded in windows of `chunk` samples with a margin on each side wider
+        than the encoder's receptive field, so memory stays bounded and the codes equal those
+        of one pass over the whole signal.
+        """
+        hop = self.hop
+        wav = F.pad(wav, (0, (-wav.shape[-1]) % hop))
+        T = wav.shape[-1]
+        chunk = max(hop, chunk // hop * hop)
+        if T <= chunk:
+            return self.quantizer(self.encoder(wav)).indices
+        margin = -(-self.encoder.receptive_field // hop) * hop
+        parts = []
+        for start in range(0, T, chunk):
+            lo, hi = max(0, start - margin), min(T, start + chunk + margin)
+            ind = self.quantizer(self.encoder(wav[..., lo:hi])).indices
+            first = (start - lo) // hop
+            parts.append(ind[:, first: first + min(chunk, T - start) // hop])
+        return torch.cat(parts, dim=1)
 
     def conditioning(self, indices: torch.Tensor, speaker: torch.Tensor):
         """Codes (B, F) + speakers (B,) → (local (B, C, F · hop), glob (B, G)) for the decoder."""
