@@ -84,6 +84,8 @@ def test_mse_loss_is_normalised_by_the_data_variance():
     with torch.no_grad():
         out = model(x)
     assert float(out.recon_loss) == pytest.approx(float(((out.mean - x) ** 2).mean()) / 0.5, rel=1e-5)
+    # the reported MSE is that of the image decode() returns (clamped to the pixel range)
+    assert float(out.mse) == pytest.approx(float(((out.mean.clamp(-1, 1) - x) ** 2).mean()), rel=1e-5)
 
 
 # ---------------------------------------------------------------- PixelCNN

@@ -49,7 +49,7 @@ def _tanh(x):
     return x * p / q
 
 
-@njit(**_FAST)
+@njit(inline="always", **_FAST)
 def _matvec(W, x, out):
     """out (O,) += W (O, I) @ x (I,)."""
     for o in range(W.shape[0]):
@@ -59,7 +59,7 @@ def _matvec(W, x, out):
         out[o] += acc
 
 
-@njit(**_FAST)
+@njit(inline="always", **_FAST)
 def _rows2_lanes4(W, X, out, o, b):
     """out[b:b+4, o:o+2] += X[b:b+4] @ W[o:o+2]ᵀ: 8 accumulators, 6 loads per 8 FMAs."""
     a00 = a01 = a02 = a03 = a10 = a11 = a12 = a13 = np.float32(0.0)
@@ -88,7 +88,7 @@ def _rows2_lanes4(W, X, out, o, b):
     out[b + 3, o + 1] += a13
 
 
-@njit(**_FAST)
+@njit(inline="always", **_FAST)
 def _matmul8(W, X, out):
     """out (8, O) += X (8, I) @ W (O, I)ᵀ, in blocks of 2 rows × 4 lanes (what fits the 16
     vector registers of AVX2: each weight and input load serves several FMAs)."""
@@ -106,7 +106,8 @@ def _matmul8(W, X, out):
 
 @njit(**_FAST)
 def _matmul(W, X, out, width):
-    """out (width, O) += X (width, I) @ W (O, I)ᵀ."""
+    """out (width, O) += X (width, I) @ W (O, I)ᵀ. (The helpers are inlined here, once; the
+    kernel calls this function, which keeps its compile time down.)"""
     if width == GROUP:
         _matmul8(W, X, out)
     else:
