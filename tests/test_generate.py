@@ -206,13 +206,21 @@ def test_eight_lane_groups_and_threads_agree_with_single_lanes():
         assert x.shape == (n,) and np.array_equal(x, y)
 
 
-def test_decoder_argmax_output_is_mu_law_of_the_classes():
+def test_decoder_is_the_generic_wavenet_generation_decoded():
+    """`generate` = `generate_wavenet` on the decoder, started from silence, conditioned on
+    the upsampled codes and the speaker, with µ-law bins decoded to amplitudes."""
     model = small_vqvae()
     indices = torch.randint(0, 16, (1, 10), generator=torch.Generator().manual_seed(8))
-    r = generate(model, indices, torch.tensor([1]), temperature=0.0)
-    assert r.audio[0].shape == (10 * model.hop,)
-    bins = np.round((np.sign(r.audio[0]) * np.log1p(63 * np.abs(r.audio[0])) / np.log1p(63) + 1) / 2 * 63)
-    np.testing.assert_allclose(mu_law_decode(bins.astype(np.int64), 64), r.audio[0], atol=1e-6)
+    speaker = torch.tensor([1])
+    r = generate(model, indices, speaker, temperature=0.7, seed=4)
+    with torch.no_grad():
+        context = codes_context(model.conditioner, model.quantizer.lookup(indices), [10])
+        glob = model.speakers(speaker)
+    g = generate_wavenet(model.decoder, 10 * model.hop, UpsampledCodes(model.conditioner, context), glob,
+                         model.output, first_input=model.silence_class, temperature=0.7, seed=4)
+    assert r.audio[0].shape == (10 * model.hop,) and g.values[0].dtype == np.int64
+    np.testing.assert_array_equal(r.audio[0], mu_law_decode(g.values[0], 64))
+    assert model.silence_class == 32 and len(np.unique(g.values[0])) > 5
 
 
 def test_decoder_mixture_generates_amplitudes():
@@ -232,8 +240,16 @@ def test_inputs_outside_the_vocabulary_are_refused():
         teacher_forced_logits(small_wavenet(), torch.full((1, 5), 40))
 
 
-def test_decoder_rejects_lengths_beyond_the_codes():
+def test_decoder_rejects_bad_requests_with_one_line_errors():
     model = small_vqvae()
     indices = torch.zeros(1, 3, dtype=torch.int64)
-    with pytest.raises(AudioVQError, match="code frames"):
-        generate(model, indices, torch.tensor([0]), [3 * model.hop + 1])
+    speaker = torch.tensor([0])
+    for kwargs, match in [(dict(lengths=[3 * model.hop + 1]), "code frames"), (dict(lengths=[0]), "at least one"),
+                          (dict(temperature=-1.0), "temperature"), (dict(seed=[1, 2]), "seeds")]:
+        with pytest.raises(AudioVQError, match=match) as err:
+            generate(model, indices, speaker, **kwargs)
+        assert "\n" not in str(err.value)
+    with pytest.raises(AudioVQError, match="codes must be"):
+        generate(model, indices + 16, speaker)
+    with pytest.raises(AudioVQError, match="speakers must be"):
+        generate(model, indices, torch.tensor([3]))

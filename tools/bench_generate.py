@@ -66,7 +66,8 @@ def measure(model, batch: int, samples: int, fast: bool, threads: int) -> float:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=2.0, help="audio per item for the fast path, batch 1")
-    ap.add_argument("--plain", type=int, default=300, help="samples per item for the plain PyTorch paths")
+    ap.add_argument("--plain", type=int, default=300,
+                    help="samples per item for the plain PyTorch paths (a third of it for batch 16)")
     ap.add_argument("--upsample", default="transposed", choices=["transposed", "repeat"])
     args = ap.parse_args(argv)
     model = reference_decoder(args.upsample)
@@ -83,9 +84,10 @@ def main(argv=None) -> int:
     for batch, threads in ((1, 1), (16, 2)):
         torch.set_num_threads(threads)
         n_fast = int(args.seconds * SR) if batch == 1 else int(args.seconds * SR / 4)
+        n_plain = args.plain if batch == 1 else max(32, args.plain // 3)
         fast = measure(model, batch, n_fast, True, threads)
-        plain = measure(model, batch, args.plain, False, threads)
-        ref = reference_loop(model, batch, args.plain)
+        plain = measure(model, batch, n_plain, False, threads)
+        ref = reference_loop(model, batch, n_plain)
         rows.append((batch, threads, fast, plain, ref))
     torch.set_num_threads(os.cpu_count() or 1)
 

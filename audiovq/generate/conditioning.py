@@ -8,7 +8,7 @@ on the batch it is generated in).
 
 Local conditioning comes from a `LocalSource`: a plain (B, C_l, T) tensor, or the VQ-VAE's
 upsampled codes (`UpsampledCodes`), whose code-rate context is computed once and upsampled
-per chunk. With "repeat" upsampling the local values are constant over `hold` = hop steps,
+32 frames at a time. With "repeat" upsampling the local values are constant over `hold` = hop steps,
 and the projection is done per code frame rather than per sample.
 """
 from __future__ import annotations
@@ -53,27 +53,41 @@ class TensorLocal:
 
 class UpsampledCodes:
     """The decoder's local conditioning: `Conditioner` context computed once (B, C, F) at the
-    code rate, upsampled to the sample rate a chunk at a time."""
+    code rate, upsampled to the sample rate a span of frames at a time."""
+
+    SPAN = 32  # frames upsampled together: the (C, C · hop) weight is read once per span
 
     def __init__(self, conditioner: Conditioner, context: torch.Tensor):
         self.conditioner, self.context = conditioner, context
         self.hop = conditioner.hop
         self.hold = 1 if conditioner.upsample is not None else self.hop
+        # item → {span index: (C_out, SPAN · hop)}, the last two spans only; per item, as
+        # each item belongs to one worker thread of the fast path
+        self._spans: dict[int, dict[int, torch.Tensor]] = {}
+
+    def _span(self, b: int, k: int) -> torch.Tensor:
+        spans = self._spans.setdefault(b, {})
+        if k not in spans:
+            up = self.conditioner.upsample
+            # kernel = stride = hop: output sample f·hop + j depends on frame f only, so
+            # frames can be upsampled on their own, item by item: (C_in, n) → (C_out, n · hop)
+            h = _fit(self.context[b, :, k * self.SPAN:(k + 1) * self.SPAN], self.SPAN)
+            out = (h.T @ up.weight.flatten(1)).view(self.SPAN, -1, self.hop)
+            for old in [kk for kk in spans if kk < k - 1]:
+                del spans[old]
+            spans[k] = out.permute(1, 0, 2).flatten(1) + up.bias[:, None]
+        return spans[k]
 
     def blocks(self, b0: int, b1: int, items: list[int]) -> torch.Tensor:
-        up = self.conditioner.upsample
-        if up is None:  # repeat: one block per code frame
+        if self.conditioner.upsample is None:  # repeat: one block per code frame
             return _fit(self.context[items, :, b0:b1], b1 - b0)
-        # kernel = stride = hop: output sample f·hop + j depends on frame f only, so frames
-        # can be upsampled on their own, item by item: (C_in, n) → (C_out, n · hop)
-        f0, f1 = b0 // self.hop, -(-b1 // self.hop)
-        w = up.weight.flatten(1)  # (C_in, C_out · hop)
+        width = self.SPAN * self.hop
         out = []
         for b in items:
-            h = _fit(self.context[b, :, f0:f1], f1 - f0)
-            out.append((h.T @ w).view(f1 - f0, -1, self.hop).permute(1, 0, 2).flatten(1))
-        out = torch.stack(out) + up.bias[:, None]
-        return out[..., b0 - f0 * self.hop: b1 - f0 * self.hop]
+            spans = [self._span(b, k) for k in range(b0 // width, -(-b1 // width))]
+            cat = spans[0] if len(spans) == 1 else torch.cat(spans, -1)
+            out.append(cat[:, b0 - (b0 // width) * width:][:, :b1 - b0])
+        return torch.stack(out)
 
 
 def codes_context(conditioner: Conditioner, codewords: torch.Tensor, frames: list[int]) -> torch.Tensor:
@@ -111,16 +125,21 @@ class GateConditioning:
             const = torch.stack([torch.addmv(gates.bias, gates.glob, glob[b]) for b in range(batch)])
         self.const = const.contiguous()  # (B, L·G)
         self.hold = CONSTANT if local is None else local.hold
+        self._buffers: dict = {}
 
     @torch.no_grad()  # (no_grad is per thread: the fast path's workers call this too)
     def rows(self, t0: int, n: int, items: list[int] | None = None) -> torch.Tensor:
-        """Conditioning of steps t0 … t0 + n − 1 for the given items (default all)."""
+        """Conditioning of steps t0 … t0 + n − 1 for the given items (default all). The
+        result is overwritten by the next call for the same items."""
         items = list(range(self.const.shape[0])) if items is None else items
         if self.local is None:
             return self.const[items].view(len(items), 1, self.layers, -1)
         b0, r = t0 // self.hold, -(-n // self.hold)
         values = self.local.blocks(b0, b0 + r, items).to(self.weight.dtype)  # (I, C_l, r)
-        out = self.const.new_empty(len(items), r, self.const.shape[1])
+        key = (tuple(items), r)  # one buffer per caller (thread), reused: no fresh pages per chunk
+        out = self._buffers.get(key)
+        if out is None:
+            out = self._buffers[key] = self.const.new_empty(len(items), r, self.const.shape[1])
         for i, b in enumerate(items):
             torch.addmm(self.const[b], values[i].T, self.weight.T, out=out[i])
         return out.view(len(items), r, self.layers, -1)

@@ -89,14 +89,17 @@ def _run(wavenet: WaveNet, lengths: list[int], local, glob, spec: SamplerSpec, f
         path = TorchPath(wavenet, lengths, spec, first_input, forced, keep_logits)
         n_torch = threads
     streams = [UniformStream(s, spec.uniforms_per_step) for s in seeds]
-    with torch_threads(n_torch), torch.no_grad(), tqdm(total=T, disable=not progress,
-                                                               unit="step", desc="generate") as bar:
-        for t0 in range(0, T, chunk):
-            n = min(chunk, T - t0)
-            uniforms = torch.stack([s.take(n) for s in streams])
-            path.run(t0, n, cond, chunk, uniforms)
-            bar.update(n)
-    return path.results()
+    try:
+        with torch_threads(n_torch), torch.no_grad(), tqdm(total=T, disable=not progress,
+                                                           unit="step", desc="generate") as bar:
+            for t0 in range(0, T, chunk):
+                n = min(chunk, T - t0)
+                uniforms = torch.stack([s.take(n) for s in streams])
+                path.run(t0, n, cond, chunk, uniforms)
+                bar.update(n)
+        return path.results()
+    finally:
+        path.close()
 
 
 def generate_wavenet(wavenet: WaveNet, steps: int | Sequence[int] | torch.Tensor,
@@ -136,10 +139,11 @@ def generate_wavenet(wavenet: WaveNet, steps: int | Sequence[int] | torch.Tensor
     return Generated([picked[b, :n].copy() for b, n in enumerate(lengths)], seconds, sum(lengths))
 
 
-def teacher_forced_logits(wavenet: WaveNet, inputs: torch.Tensor, local: torch.Tensor | None = None,
-                          glob: torch.Tensor | None = None, fast: bool = True,
-                          threads: int | None = None) -> torch.Tensor:
-    """The incremental paths fed given inputs (B, T) int64: logits (B, O, T), as `forward`."""
+def teacher_forced_logits(wavenet: WaveNet, inputs: torch.Tensor,
+                          local: torch.Tensor | LocalSource | None = None, glob: torch.Tensor | None = None,
+                          fast: bool = True, threads: int | None = None) -> torch.Tensor:
+    """The incremental paths fed given inputs (B, T) int64: logits (B, O, T), as `forward`
+    (for tests and checks; the fast path when `fast` and the model is on the CPU)."""
     B, T = inputs.shape
     if inputs.min() < 0 or inputs.max() >= wavenet.embed.num_embeddings:
         raise ValueError(f"inputs must be input classes of the WaveNet (0 … {wavenet.embed.num_embeddings - 1})")
@@ -166,19 +170,28 @@ def generate(model: AudioVQVAE, indices: torch.Tensor, speaker: torch.Tensor,
                            f"and {tuple(speaker.shape)}")
     B, F = indices.shape
     hop = model.hop
-    lengths = _lengths(F * hop if lengths is None else lengths, B)
+    try:
+        lengths = _lengths(F * hop if lengths is None else lengths, B)
+        seeds = _seeds(seed, B)
+        spec = sampler_for(model.output, temperature)
+    except ValueError as e:
+        raise AudioVQError(str(e)) from None
     if max(lengths) > F * hop:
         raise AudioVQError(f"lengths up to {max(lengths)} samples need more than the {F} code frames given "
                            f"({F * hop} samples)")
+    codes, speakers = model.quantizer.num_codes, model.speakers.num_embeddings
+    if indices.numel() and not 0 <= int(indices.min()) <= int(indices.max()) < codes:
+        raise AudioVQError(f"codes must be in 0 … {codes - 1}, got {int(indices.min())} … {int(indices.max())}")
+    if not 0 <= int(speaker.min()) <= int(speaker.max()) < speakers:
+        raise AudioVQError(f"speakers must be in 0 … {speakers - 1}, got {speaker.tolist()}")
     device = model.speakers.weight.device
     t = time.perf_counter()
     with torch.no_grad():
         codewords = model.quantizer.lookup(indices.to(device))
         context = codes_context(model.conditioner, codewords, [-(-n // hop) for n in lengths])
         glob = model.speakers(speaker.to(device))
-    spec = sampler_for(model.output, temperature)
     classes, values, _ = _run(model.decoder, lengths, UpsampledCodes(model.conditioner, context), glob,
-                              spec, model.silence_class, _seeds(seed, B), fast, threads, progress)
+                              spec, model.silence_class, seeds, fast, threads, progress)
     seconds = time.perf_counter() - t
     if spec.kind == CATEGORICAL:
         audio = [mu_law_decode(classes[b, :n], model.classes) for b, n in enumerate(lengths)]

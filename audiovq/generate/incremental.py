@@ -107,3 +107,6 @@ class TorchPath:
         """(classes, values, logits or None) as numpy: (B, T) int64, (B, T) float32, (B, T, O)."""
         logits = None if self.logits is None else self.logits.cpu().numpy()
         return self.classes.cpu().numpy(), self.values.cpu().numpy(), logits
+
+    def close(self) -> None:
+        pass

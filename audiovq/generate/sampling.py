@@ -74,8 +74,10 @@ def inverse_cdf(logits: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
 
 
 def mu_law_bins(x: torch.Tensor, levels: int) -> torch.Tensor:
-    """µ-law bins of float32 values in [-1, 1] (`audio.mu_law_encode`, float32 arithmetic)."""
+    """µ-law bins of values in [-1, 1] (`audio.mu_law_encode`), in float64 so that the fast
+    kernel's libm and torch agree on every bin boundary."""
     mu = levels - 1
+    x = x.double()
     y = torch.sign(x) * torch.log1p(mu * x.abs()) / math.log1p(mu)
     return ((y + 1) / 2 * mu + 0.5).long()
 
