@@ -44,16 +44,21 @@ class QuantizerConfig:
 
 
 @dataclass
-class DecoderConfig:
-    output: str = "categorical"  # or logistic_mixture
-    classes: int = 256           # µ-law bins (input, and output for categorical)
-    mixtures: int = 10
+class WaveNetStackConfig:
+    """The WaveNet stack's shape; shared by the decoder and the prior (audiovq.nn.wavenet)."""
     residual_channels: int = 64
     gate_channels: int = 128
     skip_channels: int = 128
     kernel_size: int = 2
     layers_per_cycle: int = 10   # dilations 1, 2, …, 2^(n-1)
     cycles: int = 2
+
+
+@dataclass
+class DecoderConfig(WaveNetStackConfig):
+    output: str = "categorical"  # or logistic_mixture
+    classes: int = 256           # µ-law bins (input, and output for categorical)
+    mixtures: int = 10
     cond_channels: int = 128
     cond_layers: int = 2
     upsample: str = "transposed"  # or repeat
@@ -111,13 +116,8 @@ class VQVAEConfig:
 
 # ------------------------------------------------------------- the prior over codes
 @dataclass
-class CodePriorModelConfig:
-    residual_channels: int = 64
-    gate_channels: int = 128
-    skip_channels: int = 128
-    kernel_size: int = 2
+class CodePriorModelConfig(WaveNetStackConfig):
     layers_per_cycle: int = 8    # dilations 1 … 128 codes: ~1 s of context per cycle at 250 codes/s
-    cycles: int = 2
     speaker_dim: int = 32
 
 

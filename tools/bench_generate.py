@@ -4,7 +4,8 @@ Builds the reference decoder (2 cycles of dilations 1…512, 64 residual / 128 g
 channels, 256-way µ-law output, cond_channels 128, speaker embedding, 16 kHz) with random
 weights and measures samples/s and the real-time factor for batch 1 on one thread and batch
 16 on two threads: the fast path, `generate(fast=False)` (PyTorch ops with fused weights), and
-the WaveNet's own reference `start`/`step` loop. Plain paths run a few hundred samples only.
+the WaveNet's own reference `start`/`step` loop. Plain paths run a few hundred samples only
+(the reference loop at most 8 s).
 
     python tools/bench_generate.py [--seconds 2] [--upsample transposed|repeat]
 """
@@ -44,23 +45,32 @@ def codes(model: AudioVQVAE, batch: int, samples: int):
     return indices, torch.arange(batch) % 8
 
 
-def reference_loop(model: AudioVQVAE, batch: int, samples: int) -> float:
-    """samples/s of the WaveNet's own `start`/`step` with multinomial sampling."""
+def reference_loop(model: AudioVQVAE, batch: int, samples: int, budget: float = 8.0) -> float:
+    """samples/s of the WaveNet's own `start`/`step` with multinomial sampling (one intra-op
+    thread: its ops are far too small to share, and two threads spinning on a loaded machine
+    slow it down by orders of magnitude); stops after `budget` seconds."""
     indices, speaker = codes(model, batch, samples)
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
     with torch.no_grad():
         local, glob = model.conditioning(indices, speaker)
         t = time.perf_counter()
         state = model.decoder.start(batch, local[..., :samples], glob)
         x = torch.full((batch,), model.silence_class)
-        for _ in range(samples):
+        done = 0
+        while done < samples and time.perf_counter() - t < budget:
             x = model.output.sample(model.decoder.step(x, state))
-    return batch * samples / (time.perf_counter() - t)
+            done += 1
+    torch.set_num_threads(old)
+    return batch * done / (time.perf_counter() - t)
 
 
-def measure(model, batch: int, samples: int, fast: bool, threads: int) -> float:
+def measure(model, batch: int, samples: int, fast: bool, threads: int) -> tuple[float, float]:
+    """(samples per wall second, samples per CPU second of this process)."""
     indices, speaker = codes(model, batch, samples)
+    cpu = time.process_time()
     r = generate(model, indices, speaker, [samples] * batch, fast=fast, threads=threads, seed=0)
-    return r.samples_per_s
+    return r.samples_per_s, batch * samples / (time.process_time() - cpu)
 
 
 def main(argv=None) -> int:
@@ -85,19 +95,20 @@ def main(argv=None) -> int:
         torch.set_num_threads(threads)
         n_fast = int(args.seconds * SR) if batch == 1 else int(args.seconds * SR / 4)
         n_plain = args.plain if batch == 1 else max(32, args.plain // 3)
-        fast = measure(model, batch, n_fast, True, threads)
-        plain = measure(model, batch, n_plain, False, threads)
+        fast, fast_cpu = measure(model, batch, n_fast, True, threads)
+        plain, _ = measure(model, batch, n_plain, False, threads)
         ref = reference_loop(model, batch, n_plain)
-        rows.append((batch, threads, fast, plain, ref))
+        rows.append((batch, threads, fast, fast_cpu, plain, ref))
     torch.set_num_threads(os.cpu_count() or 1)
 
-    print(f"\n{'batch':>5} {'thr':>3} | {'fast S/s':>9} {'RTF':>6} | {'torch S/s':>9} {'RTF':>6} | "
+    print(f"\n{'batch':>5} {'thr':>3} | {'fast S/s':>9} {'RTF':>6} {'S/CPU-s':>8} | {'torch S/s':>9} | "
           f"{'ref S/s':>8} | {'fast/torch':>10} {'fast/ref':>8}")
-    for batch, threads, fast, plain, ref in rows:
-        print(f"{batch:>5} {threads:>3} | {fast:>9.0f} {SR / fast:>6.3f} | {plain:>9.0f} {SR / plain:>6.2f} | "
+    for batch, threads, fast, fast_cpu, plain, ref in rows:
+        print(f"{batch:>5} {threads:>3} | {fast:>9.0f} {SR / fast:>6.3f} {fast_cpu:>8.0f} | {plain:>9.0f} | "
               f"{ref:>8.0f} | {fast / plain:>9.1f}x {fast / ref:>7.1f}x")
-    print(f"\nload average after: {os.getloadavg()[0]:.2f}; targets: batch 1 ≥ 22000 S/s, "
-          f"batch 16 ≥ 100000 S/s, ≥ 60x the plain path")
+    print(f"\nS/CPU-s: samples per CPU-second of this process (× threads ≈ the rate on idle cores). "
+          f"torch: generate(fast=False); ref: WaveNet.start/step.\nload average after: "
+          f"{os.getloadavg()[0]:.2f}; targets: batch 1 ≥ 22000 S/s, batch 16 ≥ 100000 S/s, ≥ 60x the plain path")
     return 0
 
 

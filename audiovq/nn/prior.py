@@ -32,10 +32,7 @@ class CodePrior(nn.Module):
         super().__init__()
         self.num_codes = num_codes
         self.speakers = nn.Embedding(num_speakers, model.speaker_dim)
-        dilations = [2 ** i for i in range(model.layers_per_cycle)] * model.cycles
-        self.wavenet = WaveNet(num_codes + 1, num_codes, dilations, model.residual_channels,
-                               model.gate_channels, model.skip_channels, model.kernel_size,
-                               0, model.speaker_dim)
+        self.wavenet = WaveNet.from_config(model, num_codes + 1, num_codes, 0, model.speaker_dim)
 
     @property
     def start_token(self) -> int:

@@ -72,10 +72,7 @@ class AudioVQVAE(nn.Module):
         self.output = make_output(d.output, d.classes, d.mixtures)
         self.conditioner = Conditioner(q.dim, d.cond_channels, self.encoder.hop, d.cond_layers, d.upsample)
         self.speakers = nn.Embedding(num_speakers, d.speaker_dim)
-        dilations = [2 ** i for i in range(d.layers_per_cycle)] * d.cycles
-        self.decoder = WaveNet(d.classes, self.output.channels, dilations, d.residual_channels,
-                               d.gate_channels, d.skip_channels, d.kernel_size,
-                               d.cond_channels, d.speaker_dim)
+        self.decoder = WaveNet.from_config(d, d.classes, self.output.channels, d.cond_channels, d.speaker_dim)
         self.sample_rate, self.classes = sample_rate, d.classes
         self.hop = self.encoder.hop
         self.code_rate = sample_rate / self.hop

@@ -94,6 +94,14 @@ class WaveNet(nn.Module):
                                   nn.Conv1d(skip_channels, out_channels, 1))
         self.receptive_field = 1 + sum(layer.history for layer in self.layers)
 
+    @classmethod
+    def from_config(cls, stack, in_classes: int, out_channels: int, local_channels: int = 0,
+                    global_channels: int = 0) -> "WaveNet":
+        """Build from a `WaveNetStackConfig` (cycles of dilations 1 … 2^(layers_per_cycle − 1))."""
+        dilations = [2 ** i for i in range(stack.layers_per_cycle)] * stack.cycles
+        return cls(in_classes, out_channels, dilations, stack.residual_channels, stack.gate_channels,
+                   stack.skip_channels, stack.kernel_size, local_channels, global_channels)
+
     def forward(self, inputs: torch.Tensor, local: torch.Tensor | None = None,
                 glob: torch.Tensor | None = None) -> torch.Tensor:
         """inputs (B, T) int64; local (B, C_l, T); glob (B, C_g) → logits (B, out, T)."""
