@@ -194,6 +194,12 @@ def _sample(a: argparse.Namespace) -> None:
           f"codes/s; audio: RTF {res.rtf:.2f})")
 
 
+def _export(a: argparse.Namespace) -> None:
+    from .models import export
+    out = export(a.checkpoint, a.out)
+    print(f"{a.checkpoint} → {out} ({out.stat().st_size / 1e6:.1f} MB)")
+
+
 def _checkpoint_corpus(m) -> str:
     corpus = m.extra.get("corpus")
     if not corpus:
@@ -306,6 +312,13 @@ def build_parser() -> argparse.ArgumentParser:
     sa.add_argument("--device", default="cpu")
     sa.add_argument("--out", required=True, metavar="DIR", help="output folder")
     sa.set_defaults(func=_sample)
+
+    ex = sub.add_parser("export", help="slim copy of a VQ-VAE checkpoint for sharing",
+                        description="Keep weights, config and speaker table; drop optimizer state and the "
+                                    "quantizer's training reservoir.")
+    ex.add_argument("checkpoint", metavar="CHECKPOINT")
+    ex.add_argument("out", metavar="OUT")
+    ex.set_defaults(func=_export)
 
     an = sub.add_parser("analyze", help="score learned codes against phone alignments",
                         description="Encode a prepared corpus, label each code frame with the phone at its "

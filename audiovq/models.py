@@ -47,6 +47,21 @@ def default_checkpoint() -> pathlib.Path:
                           "(`make demo`) or pass --checkpoint PATH")
 
 
+POOL = "quantizer.pool"  # recent encoder outputs kept for codebook restarts: training state only
+
+
+def export(path: str | os.PathLike, out: str | os.PathLike) -> pathlib.Path:
+    """A slim copy of a VQ-VAE checkpoint for sharing and inference: weights, config and
+    speaker table, without optimizer state and the quantizer's reservoir."""
+    ckpt = ckpt_io.load(path, kind="vqvae")
+    state = dict(ckpt.model)
+    if POOL in state:
+        state[POOL] = state[POOL][:0].clone()
+    slim = ckpt_io.Checkpoint("vqvae", ckpt.config, state, ckpt.step, None,
+                              dict(ckpt.extra, exported_from=str(path)))
+    return ckpt_io.save(out, slim)
+
+
 def load_vqvae(path: str | os.PathLike | None = None, device: str | torch.device = "cpu") -> LoadedVQVAE:
     """Rebuild the speech VQ-VAE of a checkpoint (a file, or a run directory → its newest)."""
     path = pathlib.Path(path) if path else default_checkpoint()
@@ -61,8 +76,11 @@ def load_vqvae(path: str | os.PathLike | None = None, device: str | torch.device
     if not speakers:
         raise CheckpointError(f"{path}: checkpoint has no speaker table")
     model = AudioVQVAE(cfg.model, len(speakers), cfg.data.sample_rate)
+    state = dict(ckpt.model)
+    if state.get(POOL) is not None and state[POOL].numel() == 0:  # a slim export (see `export`)
+        state[POOL] = model.state_dict()[POOL]
     try:
-        model.load_state_dict(ckpt.model)
+        model.load_state_dict(state)
     except RuntimeError as e:
         raise CheckpointError(f"{path}: weights do not fit the model its config describes "
                               f"({str(e).splitlines()[0][:120]})") from None

@@ -115,3 +115,19 @@ def test_long_input_is_encoded_in_chunks_with_the_same_codes():
     chunked = model.encode(wav, chunk=64 * 37)
     assert whole.shape == chunked.shape == (1, 501)
     assert torch.equal(whole, chunked)
+
+
+def test_slim_export_loads_to_the_same_model(tmp_path):
+    from audiovq.config import to_dict
+    from audiovq.models import export, load_vqvae
+    cfg = small_cfg()
+    torch.manual_seed(0)
+    model = AudioVQVAE(cfg.model, 2, 16000)
+    full = ckpt_io.save(tmp_path / "full.pt", ckpt_io.Checkpoint(
+        "vqvae", to_dict(cfg), model.state_dict(), 5, {"adam": {"state": {}}}, {"speakers": [{"id": "a"}, {"id": "b"}]}))
+    slim = export(full, tmp_path / "slim.pt")
+    assert slim.stat().st_size < full.stat().st_size
+    a, b = load_vqvae(full), load_vqvae(slim)
+    wav = torch.randn(1, 1024) * 0.3
+    assert torch.equal(a.model.encode(wav), b.model.encode(wav))
+    assert b.step == 5 and b.speakers == a.speakers
