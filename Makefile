@@ -13,7 +13,7 @@ BIN       := $(VENV)/bin
 DEMO_RUN  ?= runs/demo
 DEMO_MINUTES ?= 5
 # an utterance of the held-out speaker of the embedded corpus (never seen in training)
-DEMO_SRC  ?= data/embedded-12x60-seed0/prepared/wav/p236/p236_001.wav
+DEMO_SRC  ?= data/embedded-12x60-seed0/corpus/wav48_silence_trimmed/p236/p236_001_mic1.flac
 PYTEST_ARGS ?=
 
 .PHONY: env demo test clean-env

@@ -89,13 +89,14 @@ def _analyze(a: argparse.Namespace) -> None:
 
 def _source_speakers(m, sources) -> dict:
     """Corpus speaker of each source file named like an utterance of the model's corpus."""
+    from .convert import utterance_id
     from .data.manifest import Manifest
     try:
         manifest = Manifest.load(_checkpoint_corpus(m))
     except AudioVQError:
         return {}
     by_id = {u.id: u.speaker for u in manifest.utterances}
-    return {str(s): by_id.get(s.stem) for s in sources}
+    return {str(s): by_id.get(utterance_id(s)) for s in sources}
 
 
 def _convert(a: argparse.Namespace) -> None:

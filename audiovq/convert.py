@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import pathlib
 from typing import NamedTuple
 
@@ -84,6 +85,11 @@ def convert(m: LoadedVQVAE, sources: list[pathlib.Path], targets: list[str], out
     return done, busy * model.sample_rate / max(produced, 1)
 
 
+def utterance_id(path: pathlib.Path) -> str:
+    """Corpus file name → utterance id (VCTK 0.92 adds the mic): p225_001_mic1.flac → p225_001."""
+    return re.sub(r"_mic\d$", "", path.stem)
+
+
 def match_loudness(y: np.ndarray, reference: np.ndarray) -> np.ndarray:
     """Scale y to the RMS level of `reference` (peak-limited to ±1)."""
     gain = 10 ** ((audio.loudness_db(reference) - audio.loudness_db(y)) / 20)
@@ -97,7 +103,7 @@ def write_conversions(out_dir: pathlib.Path, items: list[Converted], checkpoint:
     """`conversions.json`: what `audiovq evaluate` reads."""
     rows = [{"source": str(c.source), "target": c.target, "output": str(c.output),
              "source_speaker": source_speakers.get(str(c.source)),
-             "source_utterance": c.source.stem if source_speakers.get(str(c.source)) else None}
+             "source_utterance": utterance_id(c.source) if source_speakers.get(str(c.source)) else None}
             for c in items]
     path = out_dir / "conversions.json"
     write_text(path, json.dumps({"checkpoint": str(checkpoint), "items": rows}, indent=1) + "\n")

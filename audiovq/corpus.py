@@ -12,10 +12,10 @@ from .errors import AudioVQError
 DATA_HOME = pathlib.Path(os.environ.get("AUDIOVQ_DATA", "data"))
 
 
-def embedded_paths(speakers: int, utterances: int, seed: int) -> tuple[pathlib.Path, pathlib.Path]:
-    """(synthesized corpus, prepared corpus) folders of the embedded corpus of this size."""
-    name = f"embedded-{speakers}x{utterances}-seed{seed}"
-    return DATA_HOME / name / "corpus", DATA_HOME / name / "prepared"
+def embedded_paths(speakers: int, utterances: int, seed: int, sample_rate: int) -> tuple[pathlib.Path, pathlib.Path]:
+    """(synthesized corpus, prepared corpus at this rate) folders of the embedded corpus."""
+    name = DATA_HOME / f"embedded-{speakers}x{utterances}-seed{seed}"
+    return name / "corpus", name / f"prepared-{sample_rate}"
 
 
 def ensure_prepared(data, progress: bool = True) -> Manifest:
@@ -25,7 +25,8 @@ def ensure_prepared(data, progress: bool = True) -> Manifest:
     if data.root is None:
         from .data.synthetic import synthesize_corpus
 
-        corpus, prepared = embedded_paths(data.embedded_speakers, data.embedded_utterances, data.embedded_seed)
+        corpus, prepared = embedded_paths(data.embedded_speakers, data.embedded_utterances, data.embedded_seed,
+                                          data.sample_rate)
         if data.prepared:
             prepared = pathlib.Path(data.prepared)
         if not (corpus / "speaker-info.txt").is_file():
