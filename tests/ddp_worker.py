@@ -14,6 +14,7 @@ from audiovq.train import Trainer, setup
 
 out_dir, steps, extra = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
 cfg = load_config("vqvae", [
+    "model.encoder.layers=6", "data.sample_rate=16000",
     "model.encoder.channels=16", "model.quantizer.codebook_size=16", "model.quantizer.dim=8",
     "model.decoder.residual_channels=8", "model.decoder.gate_channels=16", "model.decoder.skip_channels=16",
     "model.decoder.layers_per_cycle=3", "model.decoder.cond_channels=8", "model.decoder.speaker_dim=4",

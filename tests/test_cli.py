@@ -15,7 +15,8 @@ from audiovq.config import load_config, to_dict
 from audiovq.data.manifest import Manifest
 from audiovq.nn.vqvae import AudioVQVAE
 
-SMALL = ["model.encoder.channels=16", "model.quantizer.codebook_size=16", "model.quantizer.dim=8",
+SMALL = ["model.encoder.layers=6", "data.sample_rate=16000",  # the rate and hop these tests assume
+         "model.encoder.channels=16", "model.quantizer.codebook_size=16", "model.quantizer.dim=8",
          "model.decoder.residual_channels=8", "model.decoder.gate_channels=16", "model.decoder.skip_channels=16",
          "model.decoder.layers_per_cycle=3", "model.decoder.cond_channels=8", "model.decoder.speaker_dim=4",
          "model.quantizer.kmeans_iters=0"]

@@ -77,7 +77,8 @@ def test_unigram_baseline_hand_computed():
 def test_code_extraction_is_cached_per_checkpoint(small_corpus, tmp_path):
     _, prepared = small_corpus
     manifest = Manifest.load(prepared)
-    cfg = load_config("vqvae", ["model.encoder.channels=8", "model.quantizer.codebook_size=16",
+    cfg = load_config("vqvae", ["model.encoder.layers=6",
+                                "model.encoder.channels=8", "model.quantizer.codebook_size=16",
                                 "model.quantizer.dim=4", "model.decoder.layers_per_cycle=2"])
     torch.manual_seed(0)
     model = AudioVQVAE(cfg.model, 3, 16000).eval()

@@ -10,7 +10,8 @@ from audiovq.errors import AudioVQError
 from audiovq.speech import train_vqvae
 from audiovq.train import RunLock, lr_factor
 
-SMALL = ["model.encoder.channels=32", "model.quantizer.codebook_size=32", "model.quantizer.dim=16",
+SMALL = ["model.encoder.layers=6", "data.sample_rate=16000",  # the rate and hop these tests assume
+         "model.encoder.channels=32", "model.quantizer.codebook_size=32", "model.quantizer.dim=16",
          "model.quantizer.warmup_steps=15", "model.quantizer.restart_after=10",
          "model.decoder.residual_channels=16", "model.decoder.gate_channels=32",
          "model.decoder.skip_channels=32", "model.decoder.layers_per_cycle=6", "model.decoder.cycles=1",
