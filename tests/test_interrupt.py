@@ -13,7 +13,7 @@ from audiovq import checkpoint as ckpt_io
 pytestmark = pytest.mark.slow
 
 ARGS = ["model.encoder.layers=6", "data.sample_rate=16000",  # the rate and hop these tests assume
-         "model.encoder.channels=16", "model.quantizer.codebook_size=16", "model.quantizer.dim=8",
+        "model.encoder.channels=16", "model.quantizer.codebook_size=16", "model.quantizer.dim=8",
         "model.quantizer.warmup_steps=2", "model.decoder.residual_channels=8", "model.decoder.gate_channels=16",
         "model.decoder.skip_channels=16", "model.decoder.layers_per_cycle=3", "model.decoder.cond_channels=8",
         "model.decoder.speaker_dim=4", "data.segment=1024", "train.batch_size=2", "train.ckpt_every=3",

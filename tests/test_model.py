@@ -10,8 +10,8 @@ from audiovq.nn.vqvae import AudioVQVAE
 
 
 def small_cfg(*overrides):
-    return load_config("vqvae", ["model.encoder.layers=6", "data.sample_rate=16000",  # the rate and hop these tests assume
-         "model.encoder.channels=16", "model.quantizer.codebook_size=16",
+    return load_config("vqvae", ["model.encoder.layers=6", "data.sample_rate=16000",  # rate and hop assumed here
+                                 "model.encoder.channels=16", "model.quantizer.codebook_size=16",
                                  "model.quantizer.dim=8", "model.decoder.residual_channels=8",
                                  "model.decoder.gate_channels=16", "model.decoder.skip_channels=16",
                                  "model.decoder.layers_per_cycle=4", "model.decoder.cond_channels=8",
