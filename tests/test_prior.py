@@ -96,3 +96,17 @@ def test_code_extraction_is_cached_per_checkpoint(small_corpus, tmp_path):
     ckpt_io.save(path, ckpt_io.Checkpoint("vqvae", {}, model.state_dict()))
     extract_codes(model, path, manifest, tmp_path / "cache", progress=False)
     assert len(list((tmp_path / "cache").glob("codes-*.npz"))) == 2
+
+
+def test_incremental_prior_logits_equal_the_parallel_forward():
+    from audiovq.generate import teacher_forced_logits
+    torch.manual_seed(0)
+    prior = small_prior(K=8, speakers=2).eval()
+    codes = torch.randint(8, (2, 50))
+    spk = torch.tensor([1, 0])
+    with torch.no_grad():
+        parallel = prior(codes, spk).logits
+        glob = prior.speakers(spk)
+        for fast in (False, True):
+            stepped = teacher_forced_logits(prior.wavenet, prior.inputs(codes), glob=glob, fast=fast)
+            assert torch.allclose(stepped, parallel, atol=1e-4), fast
