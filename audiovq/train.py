@@ -159,12 +159,16 @@ class Trainer:
             return None
         state = ckpt_io.load(path, kind=self.kind, map_location=self.dist.device)
         self.model.load_state_dict(state.model)
+        self.step = state.step
         if state.optimizer:
             self.optimizer.load_state_dict(state.optimizer["adam"])
             self.schedule.load_state_dict(state.optimizer["schedule"])
             if state.optimizer.get("scaler"):
                 self.scaler.load_state_dict(state.optimizer["scaler"])
-        self.step = state.step
+        else:  # weights only (an exported checkpoint): fresh Adam moments, the schedule continues
+            self.schedule.last_epoch = self.step
+            for group, base in zip(self.optimizer.param_groups, self.schedule.base_lrs):
+                group["lr"] = base * self.schedule.lr_lambdas[0](self.step)
         return path
 
     def save(self) -> pathlib.Path:

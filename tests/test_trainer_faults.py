@@ -64,3 +64,16 @@ def test_persistent_non_finite_losses_stop_the_run_and_keep_the_last_good_checkp
     assert model.calls == 7 + MAX_BAD_STEPS
     last = ckpt_io.load(ckpt_io.latest(tmp_path))
     assert last.step == 5 and all(torch.isfinite(v).all() for v in last.model.values())
+
+
+def test_resume_from_a_weights_only_checkpoint_continues_the_schedule(tmp_path):
+    model = Toy(bad=set())
+    t = trainer(tmp_path, model, 10)
+    t.step = 6
+    ckpt_io.save(ckpt_io.step_path(tmp_path, 6), ckpt_io.Checkpoint("toy", {}, model.state_dict(), 6))
+    t2 = trainer(tmp_path, Toy(bad=set()), 10)
+    t2.resume()
+    from audiovq.train import lr_factor
+    assert t2.step == 6
+    assert t2.optimizer.param_groups[0]["lr"] == pytest.approx(t2.cfg.lr * lr_factor(6, 10, 0, "cosine", 0.1))
+    assert t2.fit().step == 10
