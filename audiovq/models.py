@@ -48,6 +48,7 @@ def default_checkpoint() -> pathlib.Path:
 
 
 POOL = "quantizer.pool"  # recent encoder outputs kept for codebook restarts: training state only
+# (the quantizer accepts an empty one when loading: see VectorQuantizer._load_from_state_dict)
 
 
 def export(path: str | os.PathLike, out: str | os.PathLike) -> pathlib.Path:
@@ -76,11 +77,8 @@ def load_vqvae(path: str | os.PathLike | None = None, device: str | torch.device
     if not speakers:
         raise CheckpointError(f"{path}: checkpoint has no speaker table")
     model = AudioVQVAE(cfg.model, len(speakers), cfg.data.sample_rate)
-    state = dict(ckpt.model)
-    if state.get(POOL) is not None and state[POOL].numel() == 0:  # a slim export (see `export`)
-        state[POOL] = model.state_dict()[POOL]
     try:
-        model.load_state_dict(state)
+        model.load_state_dict(ckpt.model)
     except RuntimeError as e:
         raise CheckpointError(f"{path}: weights do not fit the model its config describes "
                               f"({str(e).splitlines()[0][:120]})") from None

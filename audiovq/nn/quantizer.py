@@ -133,6 +133,14 @@ class VectorQuantizer(nn.Module):
         self.register_buffer("pool", torch.zeros(reservoir, dim))
         self.register_buffer("pool_size", torch.zeros((), dtype=torch.long))
 
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # Exported checkpoints drop the reservoir (training state, not model): start it empty.
+        pool = state_dict.get(prefix + "pool")
+        if pool is not None and pool.numel() == 0:
+            state_dict[prefix + "pool"] = torch.zeros_like(self.pool)
+            state_dict[prefix + "pool_size"] = torch.zeros_like(self.pool_size)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
     # ------------------------------------------------------------------ forward
     def forward(self, z: torch.Tensor) -> VQResult:
         """z: (B, D, *S) → VQResult with quantized (B, D, *S) and indices (B, *S)."""
