@@ -2,14 +2,18 @@
 #   make demo   build the environment, synthesize + prepare the embedded corpus, train, convert, analyse
 #   make test   build the environment, run the test suite
 #
-# The virtualenv lives outside the clone, keyed on the dependency spec in setup.cfg, so a fresh
-# clone (CI) reuses it and a change of dependencies builds a new one. `.venv` links to it.
+# The dependencies live in a virtualenv outside the clone, keyed on the dependency spec in
+# setup.cfg (tools/deps_key.py), so a fresh clone (CI) reuses it and a change of dependencies
+# builds a new one. Each clone gets a thin `.venv` of its own that sees those packages and holds
+# only the editable install of *this* clone (and the `audiovq`, `torchrun`, `tensorboard` commands).
 PYTHON    ?= python3.11
 CACHE_DIR ?= $(HOME)/.cache/audiovq
 DEPS_KEY  := $(shell $(PYTHON) tools/deps_key.py)
-VENV      ?= $(CACHE_DIR)/venv-$(DEPS_KEY)
+DEPS      ?= $(CACHE_DIR)/venv-$(DEPS_KEY)
+VENV      := .venv
 PY        := $(VENV)/bin/python
 BIN       := $(VENV)/bin
+SITE      := $(shell $(PYTHON) -c 'import sys; print(f"lib/python{sys.version_info[0]}.{sys.version_info[1]}/site-packages")')
 DEMO_RUN  ?= runs/demo
 DEMO_MINUTES ?= 5
 # an utterance of the held-out speaker of the embedded corpus (never seen in training)
@@ -18,18 +22,27 @@ PYTEST_ARGS ?=
 
 .PHONY: env demo test clean-env
 
-$(VENV)/.installed:
-	@echo "== building the environment in $(VENV) (first time only: ~3 min, ~7 GB of wheels)"
-	rm -rf $(VENV)
-	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install -q --upgrade "pip>=24" "setuptools>=64,<81" wheel
-	$(VENV)/bin/pip install -q -e ".[dev,eval]"
+$(DEPS)/.installed:
+	@echo "== building the dependency environment in $(DEPS) (first time only: ~3 min, ~7 GB of wheels)"
+	rm -rf $(DEPS)
+	$(PYTHON) -m venv $(DEPS)
+	$(DEPS)/bin/pip install -q --upgrade "pip>=24" "setuptools>=64,<81" wheel
+	$(PYTHON) tools/deps_key.py --requirements > $(DEPS)/requirements.txt
+	$(DEPS)/bin/pip install -q -r $(DEPS)/requirements.txt
 	touch $@
 
-# The package itself is an editable install pointing at *this* clone; re-pointed when needed.
-env: $(VENV)/.installed
-	@$(PY) tools/ensure_editable.py || $(PY) -m pip install -q --no-deps --no-build-isolation -e .
-	@ln -sfn $(VENV) .venv
+$(VENV)/.ready: $(DEPS)/.installed setup.cfg
+	rm -rf $(VENV)
+	$(PYTHON) -m venv --without-pip $(VENV)
+	echo "import site; site.addsitedir('$(DEPS)/$(SITE)')" > $(VENV)/$(SITE)/_audiovq_deps.pth
+	@$(DEPS)/bin/pip uninstall -y -q audiovq 2>/dev/null || true  # the shared env never holds a clone's code
+	$(DEPS)/bin/pip --python $(PY) install -q --no-deps --no-build-isolation -e .
+	for tool in torchrun:torch.distributed.run tensorboard:tensorboard.main; do \
+	  printf '#!/bin/sh\nexec "$$(dirname "$$0")/python" -m %s "$$@"\n' "$${tool#*:}" > $(VENV)/bin/$${tool%%:*}; \
+	  chmod +x $(VENV)/bin/$${tool%%:*}; done
+	touch $@
+
+env: $(VENV)/.ready
 
 # The main job on the embedded corpus: builds + prepares it on first use (data/), trains the
 # tiny preset for DEMO_MINUTES (resuming if run again), then converts and analyses.
@@ -46,4 +59,4 @@ test: env
 	$(PY) -m pytest -m "" $(PYTEST_ARGS)
 
 clean-env:
-	rm -rf $(VENV) .venv
+	rm -rf $(VENV) $(DEPS)
