@@ -9,6 +9,7 @@
     audiovq sample --prior PATH --speaker p225   new speech from the prior over codes
     audiovq analyze                       learned codes vs phone labels, with baselines
     audiovq evaluate DIR                  speaker similarity / content of conversions
+    audiovq export CKPT OUT               slim checkpoint for sharing
 
 Errors a user can cause are printed as one line (`audiovq: error: …`) with exit status 2.
 """
