@@ -84,6 +84,7 @@ class DataConfig:
     embedded_seed: int = 0
     cache_gb: float = 2.0           # audio kept in memory; the rest is read from disk
     val_segments: int = 32
+    perturb_semitones: float = 0.0  # random pitch+formant shift of the encoder's input, ± this (0 = off)
 
 
 @dataclass
@@ -99,6 +100,7 @@ class TrainConfig:
     grad_clip: float = 1.0
     amp: bool = True                # bf16/fp16 autocast on CUDA; ignored on CPU
     seed: int = 0
+    init: Optional[str] = None      # start a new run from this checkpoint's weights (fine-tuning)
     device: str = "auto"            # auto | cpu | cuda | cuda:N
     threads: int = 0                # torch threads on CPU (0 = all cores of this process)
     log_every: int = 10
@@ -155,6 +157,7 @@ RULES: dict[str, list[tuple[str, Any, str]]] = {
         ("model.decoder.classes", lambda v: v >= 2, "must be at least 2"),
         ("data.sample_rate", lambda v: 4000 <= v <= 48000, "must be between 4000 and 48000"),
         ("data.segment", lambda v: v > 0, "must be positive"),
+        ("data.perturb_semitones", lambda v: 0 <= v <= 12, "must be between 0 and 12"),
         ("train.steps", lambda v: v >= 1, "must be at least 1"),
         ("train.batch_size", lambda v: v >= 1, "must be at least 1"),
         ("train.lr", lambda v: v > 0, "must be positive"),

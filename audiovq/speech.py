@@ -7,7 +7,8 @@ import torch
 
 from . import config as config_mod
 from .corpus import ensure_prepared
-from .data.datasets import SegmentSource
+from .data.datasets import AudioBatch, SegmentSource
+from .data.perturb import perturb_batch, random_factors
 from .data.manifest import Manifest
 from .nn.vqvae import AudioVQVAE
 from .train import Trainer, TrainResult, setup
@@ -59,10 +60,17 @@ def train_vqvae(cfg) -> TrainResult:
                   f"{result['nll_wrong_codes']:.3f} vs right codes {result['nll']:.3f} nats)", flush=True)
         return result
 
+    def next_batch(g: torch.Generator, part: slice) -> AudioBatch:
+        batch = source.batch(cfg.train.batch_size, g, part)
+        if cfg.data.perturb_semitones > 0:  # drawn for the global batch, so every rank agrees
+            factors = random_factors(cfg.data.perturb_semitones, cfg.train.batch_size, g)[part]
+            batch = batch._replace(encoder_wav=perturb_batch(batch.wav, factors))
+        return batch
+
     extra = {"speakers": speakers, "sample_rate": cfg.data.sample_rate, "code_rate": model.code_rate,
              "hop": model.hop, "corpus": str(manifest.root)}
     trainer = Trainer(cfg.train, model, kind="vqvae", config=config_mod.to_dict(cfg), extra=extra,
-                      next_batch=lambda g, part: source.batch(cfg.train.batch_size, g, part),
+                      next_batch=next_batch,
                       scalars=lambda out: out.scalars(model.code_rate), validate=check,
                       show=("loss", "nll", "perplexity", "usage"), dist_info=d)
     if d.main:

@@ -25,7 +25,7 @@ from torch import nn
 from tqdm import tqdm
 
 from . import checkpoint as ckpt_io
-from .errors import AudioVQError
+from .errors import AudioVQError, ConfigError
 
 MAX_BAD_STEPS = 20  # consecutive non-finite losses before the run is stopped
 
@@ -156,10 +156,20 @@ class Trainer:
             ckpt_io.remove_stale_temporaries(self.run_dir)
         path = ckpt_io.latest(self.run_dir)
         if path is None:
+            init = getattr(self.cfg, "init", None)
+            if init:  # fine-tuning: weights only; step, optimizer and schedule start afresh
+                state = ckpt_io.load(init, kind=self.kind, map_location=self.dist.device)
+                try:
+                    self.model.load_state_dict(state.model)
+                except RuntimeError as e:
+                    first = next((ln.strip() for ln in str(e).splitlines()[1:] if ln.strip()), str(e))
+                    raise ConfigError(f"train.init={init}: its weights do not fit this model ({first})") from None
+                self.extra = dict(self.extra, init_from=str(init), init_step=state.step)
             return None
         state = ckpt_io.load(path, kind=self.kind, map_location=self.dist.device)
         self.model.load_state_dict(state.model)
         self.step = state.step
+        self.extra = dict(self.extra, **{k: state.extra[k] for k in ("init_from", "init_step") if k in state.extra})
         if state.optimizer:
             self.optimizer.load_state_dict(state.optimizer["adam"])
             self.schedule.load_state_dict(state.optimizer["schedule"])

@@ -9,7 +9,7 @@ from omegaconf import OmegaConf
 
 from audiovq import checkpoint as ckpt_io
 from audiovq.config import TrainConfig
-from audiovq.errors import AudioVQError
+from audiovq.errors import AudioVQError, ConfigError
 from audiovq.train import MAX_BAD_STEPS, Distributed, Trainer
 
 
@@ -77,3 +77,28 @@ def test_resume_from_a_weights_only_checkpoint_continues_the_schedule(tmp_path):
     assert t2.step == 6
     assert t2.optimizer.param_groups[0]["lr"] == pytest.approx(t2.cfg.lr * lr_factor(6, 10, 0, "cosine", 0.1))
     assert t2.fit().step == 10
+
+
+def test_init_starts_a_new_run_from_another_runs_weights(tmp_path):
+    src = Toy(bad=set())
+    ckpt_io.save(tmp_path / "donor.pt", ckpt_io.Checkpoint("toy", {}, src.state_dict(), 40))
+    cfg = OmegaConf.structured(TrainConfig(run_dir=str(tmp_path / "run"), steps=3, ckpt_every=5, val_every=0,
+                                           init=str(tmp_path / "donor.pt")))
+    model = Toy(bad=set())
+    t = Trainer(cfg, model, kind="toy", config={}, extra={}, next_batch=lambda g, part: Batch(torch.zeros(4, 3)),
+                scalars=lambda out: {"loss": out.loss.item()}, dist_info=Distributed())
+    assert t.resume() is None and t.step == 0   # a new run: step, optimizer and schedule start afresh
+    assert torch.equal(model.lin.weight, src.lin.weight)
+    saved = ckpt_io.load(t.fit().checkpoint)
+    assert saved.step == 3 and saved.extra["init_from"] == str(tmp_path / "donor.pt") and saved.extra["init_step"] == 40
+
+
+def test_init_with_weights_of_another_shape_is_a_config_error(tmp_path):
+    other = torch.nn.Module()
+    other.lin = torch.nn.Linear(5, 1)
+    ckpt_io.save(tmp_path / "donor.pt", ckpt_io.Checkpoint("toy", {}, other.state_dict(), 1))
+    cfg = OmegaConf.structured(TrainConfig(run_dir=str(tmp_path / "run"), steps=3, init=str(tmp_path / "donor.pt")))
+    t = Trainer(cfg, Toy(bad=set()), kind="toy", config={}, extra={}, next_batch=None,
+                scalars=None, dist_info=Distributed())
+    with pytest.raises(ConfigError, match="train.init=.*do not fit"):
+        t.resume()

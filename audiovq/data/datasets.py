@@ -17,6 +17,7 @@ from .manifest import Manifest, Utterance
 class AudioBatch(NamedTuple):
     wav: torch.Tensor      # (B, T) float32 in [-1, 1]
     speaker: torch.Tensor  # (B,) int64 index into the speaker table
+    encoder_wav: torch.Tensor | None = None  # (B, T) what the encoder sees, when not `wav` (perturbation)
 
 
 class SegmentSource:

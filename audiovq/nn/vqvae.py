@@ -77,8 +77,10 @@ class AudioVQVAE(nn.Module):
         self.hop = self.encoder.hop
         self.code_rate = sample_rate / self.hop
 
-    def forward(self, wav: torch.Tensor, speaker: torch.Tensor) -> VQVAEOutput:
-        vq = self.quantizer(self.encoder(wav))
+    def forward(self, wav: torch.Tensor, speaker: torch.Tensor,
+                encoder_wav: torch.Tensor | None = None) -> VQVAEOutput:
+        """`encoder_wav` (B, T): a perturbed copy for the encoder; the decoder still models `wav`."""
+        vq = self.quantizer(self.encoder(wav if encoder_wav is None else encoder_wav))
         nll, logits = self.reconstruction(wav, vq.quantized, speaker)
         return VQVAEOutput(nll + vq.loss, nll, vq, logits)
 

@@ -1,0 +1,84 @@
+"""The conversion benchmark behind issue #9's figures: convert held-out utterances of the
+model's corpus to other training speakers and score them with `audiovq evaluate`'s metrics.
+
+Sources: every "val" utterance (held-out utterances of training speakers) and the first
+--test utterances of each held-out speaker. Each source goes to --targets training speakers
+other than its own, picked by rotating through the speaker list so every target is used
+about equally and both genders appear. The pair list is a function of the manifest only, so
+two checkpoints (or temperatures) are compared on the same pairs.
+
+    python tools/eval_conversions.py [--checkpoint PATH] [--temperature T] [--out DIR]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import pathlib
+import sys
+from collections import defaultdict
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+
+from audiovq.cli import _checkpoint_corpus  # noqa: E402  (the corpus a checkpoint was trained on)
+from audiovq.convert import convert  # noqa: E402
+from audiovq.data.manifest import Manifest  # noqa: E402
+from audiovq.evaluate import Conversion, evaluate, format_report, write_json  # noqa: E402
+from audiovq.models import load_vqvae  # noqa: E402
+
+
+def pairs(manifest: Manifest, model_speakers: list[str], targets: int, test: int) -> list[tuple]:
+    """[(utterance, target speaker)] — deterministic."""
+    heldout = defaultdict(list)
+    for u in manifest.utterances:
+        if u.split == "test":
+            heldout[u.speaker].append(u)
+    sources = [u for u in manifest.utterances if u.split == "val" and u.speaker in model_speakers]
+    sources += [u for spk in sorted(heldout) for u in sorted(heldout[spk], key=lambda u: u.id)[:test]]
+    out, turn = [], 0
+    for u in sources:
+        chosen = []
+        while len(chosen) < targets:
+            spk = model_speakers[turn % len(model_speakers)]
+            turn += 1
+            if spk != u.speaker and spk not in chosen:
+                chosen.append(spk)
+        out += [(u, t) for t in chosen]
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--checkpoint", help="checkpoint or run dir (default: as the CLI)")
+    ap.add_argument("--temperature", type=float, default=1.0)
+    ap.add_argument("--targets", type=int, default=2, help="target speakers per source")
+    ap.add_argument("--test", type=int, default=5, help="utterances per held-out speaker")
+    ap.add_argument("--out", default="runs/eval-conversions")
+    a = ap.parse_args()
+
+    m = load_vqvae(a.checkpoint)
+    manifest = Manifest.load(_checkpoint_corpus(m))
+    ids = [s["id"] for s in m.speakers]
+    todo = pairs(manifest, ids, a.targets, a.test)
+    by_target = defaultdict(list)
+    for u, t in todo:
+        by_target[t].append(u)
+    out = pathlib.Path(a.out)
+    conversions, rtfs = [], []
+    for t, utts in sorted(by_target.items()):
+        done, rtf = convert(m, [manifest.root / u.path for u in utts], [t], out, temperature=a.temperature,
+                            progress=False)
+        rtfs.append(rtf)
+        conversions += [Conversion(str(c.source), t, str(c.output), u.speaker, u.id) for c, u in zip(done, utts)]
+    align = pathlib.Path(manifest.source_root) / "alignments"
+    report = evaluate(m.model, conversions, manifest, align if align.is_dir() else None)
+    report["setup"] = {"checkpoint": str(m.path), "step": m.step, "temperature": a.temperature,
+                       "pairs": len(conversions), "sources": len({c.source for c in conversions})}
+    write_json(out / "evaluation.json", report)
+    print(f"checkpoint {m.path} (step {m.step}), temperature {a.temperature:g}, "
+          f"{len(conversions)} pairs from {report['setup']['sources']} held-out utterances")
+    print(format_report(report))
+    print(json.dumps(report["summary"]))
+
+
+if __name__ == "__main__":
+    main()
