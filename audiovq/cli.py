@@ -16,6 +16,7 @@ Errors a user can cause are printed as one line (`audiovq: error: …`) with exi
 from __future__ import annotations
 
 import argparse
+import pathlib
 import sys
 import warnings
 from typing import Callable, Sequence
@@ -66,7 +67,6 @@ def _speakers(a: argparse.Namespace) -> None:
 
 
 def _analyze(a: argparse.Namespace) -> None:
-    import pathlib
     from .analysis.labels import load_phone_mapping
     from .analysis.pipeline import analyze
     from .data.manifest import Manifest
@@ -101,7 +101,6 @@ def _source_speakers(m, sources) -> dict:
 
 
 def _convert(a: argparse.Namespace) -> None:
-    import pathlib
     from .convert import convert, expand_sources, write_conversions
     from .models import load_vqvae
     m = load_vqvae(a.checkpoint, a.device)
@@ -118,7 +117,6 @@ def _convert(a: argparse.Namespace) -> None:
 
 
 def _encode(a: argparse.Namespace) -> None:
-    import pathlib
     import torch
     from . import audio
     from .convert import save_codes
@@ -152,7 +150,6 @@ def _decode(a: argparse.Namespace) -> None:
 
 
 def _evaluate(a: argparse.Namespace) -> None:
-    import pathlib
     from .data.manifest import Manifest
     from .evaluate import evaluate, format_report, read_conversions, write_json
     from .models import load_vqvae
@@ -169,7 +166,6 @@ def _evaluate(a: argparse.Namespace) -> None:
 
 
 def _sample(a: argparse.Namespace) -> None:
-    import pathlib
     import time
     import torch
     from . import audio
@@ -203,10 +199,15 @@ def _export(a: argparse.Namespace) -> None:
 
 
 def _checkpoint_corpus(m) -> str:
+    """The prepared corpus a model was trained on; the embedded corpus is rebuilt from the
+    checkpoint's data config when it is not here (it is deterministic per seed)."""
     corpus = m.extra.get("corpus")
-    if not corpus:
-        raise AudioVQError(f"{m.path}: no prepared corpus recorded; pass --data PREPARED_DIR")
-    return corpus
+    if corpus and pathlib.Path(corpus, "manifest.json").is_file():
+        return corpus
+    if m.config.data.root is None:
+        from .corpus import ensure_prepared
+        return str(ensure_prepared(m.config.data).root)
+    raise AudioVQError(f"{m.path}: its corpus {corpus or '(not recorded)'} is not here; pass --data PREPARED_DIR")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -248,8 +249,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     r.set_defaults(func=_corpus_prepare)
 
-    ck = dict(metavar="PATH", help="checkpoint file or run directory (default: newest of runs/demo, "
-                                   "else the shipped demo model)")
+    ck = dict(metavar="PATH", help="checkpoint file or run directory (default: the shipped demo model)")
     sp = sub.add_parser("speakers", help="list the speakers a checkpoint knows",
                         description="The speaker table stored in a checkpoint: valid --speaker values.")
     sp.add_argument("--checkpoint", **ck)

@@ -1,8 +1,8 @@
 """Trained models back from their checkpoints, and which checkpoint a command uses by default.
 
 Everything a model needs is in its checkpoint (config, speaker table, weights), so commands
-take only a path. Without one they use the newest checkpoint of the demo run, then the demo
-model shipped with the package.
+take only a path. Without one they use the demo model shipped with the package
+(audiovq/assets/demo-vqvae.pt; how it was trained: docs/tiny-preset.md).
 """
 from __future__ import annotations
 
@@ -17,7 +17,6 @@ from .config import from_dict
 from .errors import AudioVQError, CheckpointError, ConfigError
 from .nn.vqvae import AudioVQVAE
 
-DEMO_RUN = pathlib.Path(os.environ.get("AUDIOVQ_DEMO_RUN", "runs/demo"))
 SHIPPED = pathlib.Path(__file__).resolve().parent / "assets" / "demo-vqvae.pt"
 
 
@@ -37,14 +36,12 @@ class LoadedVQVAE(NamedTuple):
 
 
 def default_checkpoint() -> pathlib.Path:
-    """Newest checkpoint of the demo run, else the shipped demo model."""
-    newest = ckpt_io.latest(DEMO_RUN)
-    if newest is not None:
-        return newest
+    """The shipped demo model (a short `make demo` run does not convert yet; this one was
+    trained for hours)."""
     if SHIPPED.is_file():
         return SHIPPED
-    raise CheckpointError(f"no checkpoint given and none in {DEMO_RUN}/checkpoints: train one "
-                          "(`make demo`) or pass --checkpoint PATH")
+    raise CheckpointError(f"no checkpoint given and the shipped demo model {SHIPPED} is missing "
+                          "(a damaged install?): pass --checkpoint PATH")
 
 
 POOL = "quantizer.pool"  # recent encoder outputs kept for codebook restarts: training state only

@@ -146,6 +146,17 @@ BAD = [  # (arguments, words the one-line message must contain); {d} = fixture f
     (["sample", "--prior", "{d}/model.pt", "--speaker", "p225", "--out", "{out}/s"], "expected 'prior'"),
     (["sample", "--prior", "{d}/orphan_prior.pt", "--speaker", "p225", "--out", "{out}/s"], "is gone"),
     (["sample", "--prior", "{d}/good_prior.pt", "--speaker", "p999", "--out", "{out}/s"], "unknown speaker"),
+    (["sample", "--prior", "{d}/corrupt.pt", "--speaker", "p225", "--out", "{out}/s"], "corrupt"),
+    (["sample", "--prior", "{d}/nope.pt", "--speaker", "p225", "--out", "{out}/s"], "no such checkpoint"),
+    (["analyze", "--checkpoint", "{d}/prior.pt"], "expected 'vqvae'"),
+    (["analyze", "--checkpoint", "{d}/corrupt.pt"], "corrupt"),
+    (["analyze", "--data", "{d}/empty_dir"], "not a prepared corpus"),
+    (["encode", "{d}/text.wav"], "not a readable audio file"),
+    (["encode", "{d}/nan.wav"], "NaN"),
+    (["decode", "{d}/codes_oob.npy", "--speaker", "p225", "--out", "{out}/x.wav", "--checkpoint", "{d}/prior.pt"],
+     "expected 'vqvae'"),
+    (["decode", "{d}/missing.npy", "--speaker", "p225", "--out", "{out}/x.wav"], "missing.npy"),
+    (["evaluate", "{d}/text.wav"], "not a conversions list"),
 ]
 
 
@@ -167,11 +178,55 @@ def test_bad_input_gives_one_line_and_exit_2(files, capsys, tmp_path, args, word
     assert leftovers == [], leftovers  # nothing half-written
 
 
-@pytest.mark.parametrize("override,words", [("model.quantizer.codebook_size=abc", "codebook_size"),
-                                            ("model.nope=1", "nope"), ("train.lr=-1", "train.lr")])
-def test_recipe_rejects_bad_config_in_one_line(override, words):
-    res = subprocess.run([sys.executable, "recipes/vctk/train.py", override], capture_output=True, text=True,
-                         timeout=120)
+@pytest.mark.parametrize("recipe,override,words", [
+    ("vctk/train.py", "model.quantizer.codebook_size=abc", "codebook_size"),
+    ("vctk/train.py", "model.nope=1", "nope"),
+    ("vctk/train.py", "train.lr=-1", "train.lr"),
+    ("vctk/train.py", "data.perturb_semitones=30", "perturb_semitones"),
+    ("vctk/train.py", "data.root=/no/such/vctk", "no such directory"),
+    ("vctk/train.py", "preset=nosuch", "nosuch"),
+    ("vctk/train_prior.py", "vqvae=/no/such.pt", "no such"),
+    ("images/train.py", "data.dataset=svhn", "data.dataset"),
+])
+def test_recipe_rejects_bad_config_in_one_line(recipe, override, words, tmp_path):
+    res = subprocess.run([sys.executable, f"recipes/{recipe}", override, f"train.run_dir={tmp_path}/run"],
+                         capture_output=True, text=True, timeout=120)
     assert res.returncode == 2
     lines = res.stderr.strip().splitlines()
     assert len(lines) == 1 and words in lines[0], res.stderr
+
+
+def test_recipe_rejects_init_weights_that_do_not_fit(files, tmp_path):
+    _, ckpt, _, raw, prepared = files  # a checkpoint with K = 16, a run with the tiny preset's K = 128
+    res = subprocess.run([sys.executable, "recipes/vctk/train.py", f"train.init={ckpt}", f"data.root={raw}",
+                          f"data.prepared={prepared}", "data.sample_rate=16000", f"train.run_dir={tmp_path}/run"],
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode == 2, res.stderr[-2000:]
+    assert "train.init=" in res.stderr and "Traceback" not in res.stderr
+    assert not list((tmp_path / "run").rglob("*.pt"))
+
+
+def test_commands_default_to_the_shipped_demo_model(files, capsys, tmp_path):
+    _, _, good, _, _ = files
+    code, out, err = run_cli(capsys, "speakers")
+    assert code == 0, err
+    assert "demo-vqvae.pt" in out.splitlines()[0]
+    assert [ln.split()[0] for ln in out.splitlines()[2:]] == [f"p{n}" for n in range(225, 236)]
+    code, out, err = run_cli(capsys, "encode", good, "--out", tmp_path / "c.npy")
+    assert code == 0, err
+    frames = sf.info(str(good)).frames  # 16 kHz file → the model's 8 kHz, hop 32
+    assert np.load(tmp_path / "c.npy").size == -(-(frames // 2) // 32)
+
+
+def test_a_missing_embedded_corpus_is_rebuilt_from_the_checkpoint_config(monkeypatch, tmp_path):
+    from types import SimpleNamespace
+    from audiovq.cli import _checkpoint_corpus
+    monkeypatch.chdir(tmp_path)
+    cfg = load_config("vqvae", ["data.embedded_speakers=2", "data.embedded_utterances=2", "data.sample_rate=8000"])
+    m = SimpleNamespace(extra={"corpus": "gone/prepared-8000"}, config=cfg, path=tmp_path / "m.pt")
+    manifest = Manifest.load(_checkpoint_corpus(m))
+    assert manifest.sample_rate == 8000 and len(manifest.utterances) == 4
+    cfg = load_config("vqvae", ["data.root=/somewhere/VCTK"])
+    m = SimpleNamespace(extra={"corpus": "gone"}, config=cfg, path=tmp_path / "m.pt")
+    with pytest.raises(Exception, match="pass --data"):
+        _checkpoint_corpus(m)
