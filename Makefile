@@ -16,8 +16,8 @@ BIN       := $(VENV)/bin
 SITE      := $(shell $(PYTHON) -c 'import sys; print(f"lib/python{sys.version_info[0]}.{sys.version_info[1]}/site-packages")')
 DEMO_RUN  ?= runs/demo
 DEMO_MINUTES ?= 5
-# an utterance of the held-out speaker of the embedded corpus (never seen in training)
-DEMO_SRC  ?= data/embedded-12x60-seed0/corpus/wav48_silence_trimmed/p236/p236_001_mic1.flac
+# utterances of the held-out speaker of the embedded corpus (never seen in training)
+DEMO_SRC  ?= $(foreach n,001 002 003 004,data/embedded-12x60-seed0/corpus/wav48_silence_trimmed/p236/p236_$(n)_mic1.flac)
 PYTEST_ARGS ?=
 
 .PHONY: env demo test clean-env
@@ -51,10 +51,10 @@ env: $(VENV)/.ready
 demo: env
 	$(PY) recipes/vctk/train.py train.run_dir=$(DEMO_RUN) train.minutes=$(DEMO_MINUTES)
 	$(BIN)/audiovq speakers
-	$(BIN)/audiovq convert --src $(DEMO_SRC) --speaker p225 --speaker p226 --out $(DEMO_RUN)/converted
+	$(BIN)/audiovq convert $(addprefix --src ,$(DEMO_SRC)) --speaker p225 --speaker p226 --out $(DEMO_RUN)/converted
 	$(BIN)/audiovq analyze --split val -q --out $(DEMO_RUN)/analysis
 	$(BIN)/audiovq evaluate $(DEMO_RUN)/converted
-	@echo "== demo done: your $(DEMO_MINUTES)-minute model is in $(DEMO_RUN)/checkpoints/; the shipped model's conversions of a held-out speaker's utterance are in $(DEMO_RUN)/converted/, its code analysis in $(DEMO_RUN)/analysis/"
+	@echo "== demo done: your $(DEMO_MINUTES)-minute model is in $(DEMO_RUN)/checkpoints/; the shipped model's conversions of a held-out speaker's utterances are in $(DEMO_RUN)/converted/, its code analysis in $(DEMO_RUN)/analysis/"
 
 # Every test, slow ones included (plain `pytest` runs the fast ones only).
 test: env

@@ -61,26 +61,62 @@ def load(path: str | os.PathLike, sample_rate: int | None = None, *, require_spe
     """
     path = pathlib.Path(path)
     meta = info(path)
-    first = int(round(start * meta.sample_rate))
-    count = -1 if duration is None else int(round(duration * meta.sample_rate))
+    sr = meta.sample_rate
+    first = min(int(round(start * sr)), meta.frames)
+    count = meta.frames - first if duration is None else min(int(round(duration * sr)), meta.frames - first)
+    if count <= 0:
+        raise AudioError(f"{path}: audio has zero length")
+    new_sr = sr if sample_rate is None else sample_rate
+    if sr < new_sr:
+        warnings.warn(f"{path}: {sr} Hz is below the model rate {new_sr} Hz; upsampling", stacklevel=2)
     try:
-        x, sr = sf.read(str(path), start=first, frames=count, dtype="float32", always_2d=True)
+        with sf.SoundFile(str(path)) as f:
+            x = _read_resampled(f, path, first, count, new_sr)
     except (sf.LibsndfileError, RuntimeError, ValueError) as e:
         raise AudioError(f"{path}: cannot decode audio ({_short(e)})") from None
-    if x.shape[0] == 0:
-        raise AudioError(f"{path}: audio has zero length")
-    x = x.mean(axis=1) if x.shape[1] > 1 else x[:, 0]
-    if not np.isfinite(x).all():
-        raise AudioError(f"{path}: audio contains NaN or Inf samples")
-    if sample_rate is not None and sr != sample_rate:
-        if sr < sample_rate:
-            warnings.warn(f"{path}: {sr} Hz is below the model rate {sample_rate} Hz; upsampling",
-                          stacklevel=2)
-        x = resample(x, sr, sample_rate)
-    x = np.clip(x, -1.0, 1.0).astype(np.float32, copy=False)
     if require_speech and is_silent(x):
         raise AudioError(f"{path}: audio is silent (peak below {SILENCE_DBFS:.0f} dBFS)")
     return x
+
+
+BLOCK_SECONDS = 30  # long files are read and resampled in blocks of this much audio
+
+
+def _mono_block(f: sf.SoundFile, path: pathlib.Path, start: int, frames: int) -> np.ndarray:
+    f.seek(start)
+    x = f.read(frames, dtype="float32", always_2d=True)
+    if x.shape[0] < frames:
+        raise AudioError(f"{path}: cannot decode audio (file ends before its declared length)")
+    x = x.mean(axis=1) if x.shape[1] > 1 else x[:, 0]
+    if not np.isfinite(x).all():
+        raise AudioError(f"{path}: audio contains NaN or Inf samples")
+    return x
+
+
+def _read_resampled(f: sf.SoundFile, path: pathlib.Path, first: int, count: int, new_sr: int) -> np.ndarray:
+    """Samples first … first+count of an open file, mono, at new_sr, clipped to [-1, 1].
+
+    Read block by block into one float32 array at the new rate, so memory is that array plus
+    a block (not several float64 copies of the file at its own rate). Each block is resampled
+    with `context` samples of real signal on both sides, wider than the polyphase filter, and
+    block starts fall on multiples of the rate ratio's denominator: the result equals
+    resampling the whole signal at once, up to rounding.
+    """
+    sr = f.samplerate
+    g = math.gcd(int(sr), int(new_sr))
+    up, down = new_sr // g, sr // g
+    out = np.empty(-(-count * up // down), np.float32)
+    block = max(down, int(BLOCK_SECONDS * sr) // down * down)
+    context = 0 if up == down else -(-max(10 * max(up, down) // up + 1, sr // 10) // down) * down
+    for s in range(0, count, block):
+        e = min(count, s + block)
+        lo, hi = max(0, s - context), min(count, e + context)
+        x = _mono_block(f, path, first + lo, hi - lo)
+        y = resample(x, sr, new_sr) if up != down else x
+        a = (s - lo) * up // down
+        n = min(-(-e * up // down) - s * up // down, out.size - s * up // down)
+        out[s * up // down: s * up // down + n] = y[a: a + n]
+    return np.clip(out, -1.0, 1.0, out=out)
 
 
 def save(path: str | os.PathLike, wav: np.ndarray, sample_rate: int, subtype: str | None = None) -> None:

@@ -45,9 +45,12 @@ def encode_utterances(model, wavs: list[np.ndarray], batch_size: int = 8, progre
     bar = tqdm(total=len(wavs), desc="encoding", unit="utt", disable=not progress)
     for start in range(0, len(order), batch_size):
         idx = order[start:start + batch_size]
-        batch = np.zeros((len(idx), max(wavs[i].size for i in idx)), np.float32)
-        for row, i in enumerate(idx):
-            batch[row, : wavs[i].size] = wavs[i]
+        if len(idx) == 1:  # no padded copy (a long file is encoded alone)
+            batch = wavs[idx[0]][None]
+        else:
+            batch = np.zeros((len(idx), max(wavs[i].size for i in idx)), np.float32)
+            for row, i in enumerate(idx):
+                batch[row, : wavs[i].size] = wavs[i]
         ind = model.encode(torch.from_numpy(batch).to(device)).cpu().numpy()
         for row, i in enumerate(idx):
             codes[i] = ind[row, : -(-wavs[i].size // model.hop)]

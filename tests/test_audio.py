@@ -254,3 +254,22 @@ def test_low_rate_file_warns_and_upsamples(tmp_path):
     with pytest.warns(UserWarning, match="upsampling"):
         y = audio.load(p, 16000)
     assert y.shape == (8000,) and peak_hz(y, 16000) == pytest.approx(700, abs=2)
+
+
+@pytest.mark.parametrize("rates", [(48000, 16000), (44100, 8000), (8000, 16000), (16000, 16000)])
+def test_blockwise_loading_equals_whole_signal_resampling(tmp_path, monkeypatch, rates):
+    sr, new_sr = rates
+    x = (np.random.default_rng(0).normal(scale=0.2, size=int(2.3 * sr))).clip(-1, 1).astype(np.float32)
+    sf.write(tmp_path / "x.wav", np.stack([x, -x * 0.5], 1), sr, subtype="FLOAT")
+    whole = audio.resample(np.stack([x, -x * 0.5], 1).mean(1), sr, new_sr)
+    monkeypatch.setattr(audio, "BLOCK_SECONDS", 0.3)  # many blocks
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        y = audio.load(tmp_path / "x.wav", new_sr)
+        part = audio.load(tmp_path / "x.wav", new_sr, start=0.5, duration=1.0)
+    assert y.shape == whole.shape
+    np.testing.assert_allclose(y, whole.clip(-1, 1), atol=1e-5)
+    assert part.size == new_sr  # a window: what resampling that window alone gives
+    np.testing.assert_allclose(part, audio.resample(np.stack([x, -x * 0.5], 1).mean(1)[sr // 2: sr // 2 + sr],
+                                                    sr, new_sr).clip(-1, 1), atol=1e-5)

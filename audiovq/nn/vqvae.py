@@ -110,16 +110,17 @@ class AudioVQVAE(nn.Module):
         of one pass over the whole signal.
         """
         hop = self.hop
-        wav = F.pad(wav, (0, (-wav.shape[-1]) % hop))
-        T = wav.shape[-1]
+        pad = (-wav.shape[-1]) % hop  # applied per window: no padded copy of a long input
+        T = wav.shape[-1] + pad
         chunk = max(hop, chunk // hop * hop)
         if T <= chunk:
-            return self.quantizer(self.encoder(wav)).indices
+            return self.quantizer(self.encoder(F.pad(wav, (0, pad)))).indices
         margin = -(-self.encoder.receptive_field // hop) * hop
         parts = []
         for start in range(0, T, chunk):
             lo, hi = max(0, start - margin), min(T, start + chunk + margin)
-            ind = self.quantizer(self.encoder(wav[..., lo:hi])).indices
+            window = wav[..., lo:hi]
+            ind = self.quantizer(self.encoder(F.pad(window, (0, hi - lo - window.shape[-1])))).indices
             first = (start - lo) // hop
             parts.append(ind[:, first: first + min(chunk, T - start) // hop])
         return torch.cat(parts, dim=1)
