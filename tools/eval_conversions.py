@@ -8,6 +8,9 @@ about equally and both genders appear. The pair list is a function of the manife
 two checkpoints (or temperatures) are compared on the same pairs.
 
     python tools/eval_conversions.py [--checkpoint PATH] [--temperature T] [--out DIR]
+
+Also decodes each training-speaker source as its own speaker: how many codes survive plain
+resynthesis is the ceiling for how many a conversion can keep.
 """
 from __future__ import annotations
 
@@ -53,6 +56,8 @@ def main() -> None:
     ap.add_argument("--targets", type=int, default=2, help="target speakers per source")
     ap.add_argument("--test", type=int, default=5, help="utterances per held-out speaker")
     ap.add_argument("--out", default="runs/eval-conversions")
+    ap.add_argument("--no-reconstructions", dest="reconstructions", action="store_false",
+                    help="skip decoding the sources as their own speaker (the codes-kept ceiling)")
     a = ap.parse_args()
 
     m = load_vqvae(a.checkpoint)
@@ -71,13 +76,27 @@ def main() -> None:
         conversions += [Conversion(str(c.source), t, str(c.output), u.speaker, u.id) for c, u in zip(done, utts)]
     align = pathlib.Path(manifest.source_root) / "alignments"
     report = evaluate(m.model, conversions, manifest, align if align.is_dir() else None)
+    if a.reconstructions:  # the same sources decoded as their own speaker: the ceiling for "codes kept"
+        own = [u for u in {u.id: u for u, _ in todo}.values() if u.speaker in ids]
+        recon = []
+        for spk in sorted({u.speaker for u in own}):
+            utts = [u for u in own if u.speaker == spk]
+            done, _ = convert(m, [manifest.root / u.path for u in utts], [spk], out / "reconstructions",
+                              temperature=a.temperature, progress=False)
+            recon += [Conversion(str(c.source), spk, str(c.output), spk, u.id) for c, u in zip(done, utts)]
+        r = evaluate(m.model, recon, manifest, None)["summary"]
+        report["reconstructions"] = {k: r[k] for k in ("conversions", "code_agreement", "mel_distance")}
     report["setup"] = {"checkpoint": str(m.path), "step": m.step, "temperature": a.temperature,
                        "pairs": len(conversions), "sources": len({c.source for c in conversions})}
     write_json(out / "evaluation.json", report)
     print(f"checkpoint {m.path} (step {m.step}), temperature {a.temperature:g}, "
           f"{len(conversions)} pairs from {report['setup']['sources']} held-out utterances")
     print(format_report(report))
-    print(json.dumps(report["summary"]))
+    if "reconstructions" in report:
+        r = report["reconstructions"]
+        print(f"reconstructions (each source decoded as its own speaker, {r['conversions']}): codes kept "
+              f"{r['code_agreement']:.1%}, log-mel DTW distance {r['mel_distance']:.1f}")
+    print(json.dumps({k: report[k] for k in ("summary", "reconstructions", "setup") if k in report}))
 
 
 if __name__ == "__main__":
