@@ -138,7 +138,7 @@ def resample(x: np.ndarray, orig_sr: int, new_sr: int) -> np.ndarray:
 
 
 def is_silent(x: np.ndarray, threshold_db: float = SILENCE_DBFS) -> bool:
-    return x.size == 0 or float(np.max(np.abs(x))) < 10 ** (threshold_db / 20)
+    return x.size == 0 or max(float(x.max()), -float(x.min())) < 10 ** (threshold_db / 20)  # no |x| copy
 
 
 class Trimmed(NamedTuple):

@@ -5,6 +5,8 @@
   speaker; a conversion "lands" when it is closer to the target;
 - content — the output re-encoded by the same model keeps the source's codes (frame
   agreement), and, where alignments exist, its codes' phone purity against the source phones;
+- pitch — median F0 of the output against the target's and the source speaker's reference
+  median F0 (pitch is the plainest speaker cue, and needs no neural model to judge);
 - signal — log-mel distance to the source after DTW, and the loudness difference.
 """
 from __future__ import annotations
@@ -26,6 +28,7 @@ from .data.manifest import Manifest
 from .errors import AudioVQError
 
 REFERENCES = 5  # reference utterances per speaker
+PITCH_APART = 2.0  # semitones: pairs whose speakers' median F0 differ less are not scored on pitch
 
 
 @dataclass
@@ -48,6 +51,9 @@ class Score:
     code_agreement: float     # share of frames whose re-encoded code equals the source's
     mel_distance: float       # mean log-mel L2 distance along the DTW path (dB-scaled mels)
     loudness_diff_db: float   # output RMS level − source RMS level
+    f0_output: float          # median F0 (Hz) of the output's voiced frames
+    f0_target: float          # … of the target speaker's references
+    f0_source: float          # … of the source speaker's references
 
 
 def read_conversions(path: str | os.PathLike) -> list[Conversion]:
@@ -91,6 +97,27 @@ class SpeakerEmbedder:
         return self.cache[key]
 
 
+def median_f0(wav: np.ndarray, sample_rate: int) -> float:
+    """Median F0 (Hz, YIN, 60–450 Hz) over the frames within 10 dB of the loudest; NaN if none."""
+    import librosa
+    hop, frame = sample_rate // 64, sample_rate // 8  # 16 ms / 125 ms: two periods of 60 Hz in a frame
+    if wav.size < frame:
+        return float("nan")
+    f0 = librosa.yin(wav, fmin=60, fmax=450, sr=sample_rate, frame_length=frame, hop_length=hop)
+    rms = librosa.feature.rms(y=wav, frame_length=frame, hop_length=hop)[0][: f0.size]
+    voiced = f0[rms > rms.max() * 10 ** (-10 / 20)]
+    return float(np.median(voiced)) if voiced.size else float("nan")
+
+
+def _pitch_closer(s: "Score") -> bool | None:
+    """Is the output's median F0 nearer (in semitones) the target's than the source's? None when
+    the two speakers' F0 are too close to tell apart."""
+    f = np.array([s.f0_output, s.f0_target, s.f0_source])
+    if not np.isfinite(f).all() or abs(12 * np.log2(f[1] / f[2])) < PITCH_APART:
+        return None
+    return bool(abs(np.log2(f[0] / f[1])) < abs(np.log2(f[0] / f[2])))
+
+
 def mel_dtw_distance(a: np.ndarray, b: np.ndarray, sample_rate: int) -> float:
     """Mean Euclidean distance between 80-band log-mel frames (dB) along the DTW path."""
     import librosa
@@ -116,7 +143,7 @@ def evaluate(model, conversions: list[Conversion], manifest: Manifest | None = N
     """Score each conversion; returns {"items": [Score…], "summary": {…}}."""
     sr = model.sample_rate
     embed = SpeakerEmbedder()
-    scores, phone_pairs = [], {"out": [], "src": [], "phones": []}
+    scores, phone_pairs, f0_cache = [], {"out": [], "src": [], "phones": []}, {}
     for c in conversions:
         src, out = audio.load(c.source, sr), audio.load(c.output, sr)
         target_refs = _references(manifest, c.target, None, sr)
@@ -126,13 +153,18 @@ def evaluate(model, conversions: list[Conversion], manifest: Manifest | None = N
         e_out /= np.linalg.norm(e_out)
         e_tgt = embed.speaker(c.target, target_refs, sr)
         src_refs = _references(manifest, c.source_speaker, c.source_utterance, sr) or [src]
-        e_src = embed.speaker(f"{c.source_speaker or c.source}", src_refs, sr)
+        src_key = f"{c.source_speaker or c.source}"
+        e_src = embed.speaker(src_key, src_refs, sr)
+        for key, refs in ((c.target, target_refs), (src_key, src_refs)):
+            if key not in f0_cache:
+                f0_cache[key] = float(np.nanmedian([median_f0(w, sr) for w in refs]))
         codes_src = model.encode(torch.from_numpy(src)[None])[0].numpy()
         codes_out = model.encode(torch.from_numpy(out)[None])[0].numpy()
         n = min(codes_src.size, codes_out.size)
         scores.append(Score(c.output, c.target, c.source_speaker, float(e_out @ e_tgt), float(e_out @ e_src),
                             bool(e_out @ e_tgt > e_out @ e_src), float(np.mean(codes_src[:n] == codes_out[:n])),
-                            mel_dtw_distance(out, src, sr), audio.loudness_db(out) - audio.loudness_db(src)))
+                            mel_dtw_distance(out, src, sr), audio.loudness_db(out) - audio.loudness_db(src),
+                            median_f0(out, sr), f0_cache[c.target], f0_cache[src_key]))
         if alignments and manifest and c.source_utterance:
             _collect_phones(phone_pairs, manifest, pathlib.Path(alignments), c.source_utterance,
                             codes_src[:n], codes_out[:n], model.code_rate)
@@ -145,6 +177,9 @@ def evaluate(model, conversions: list[Conversion], manifest: Manifest | None = N
         "mel_distance": float(np.mean([s.mel_distance for s in scores])),
         "loudness_diff_db": float(np.mean([s.loudness_diff_db for s in scores])),
     }
+    pitch = [v for v in map(_pitch_closer, scores) if v is not None]
+    summary["pitch_pairs"] = len(pitch)
+    summary["pitch_closer_to_target"] = float(np.mean(pitch)) if pitch else float("nan")
     if phone_pairs["phones"]:
         phones = labels.encode_phones(np.concatenate(phone_pairs["phones"])).ids
         summary["phone_purity_output"] = metrics.cluster_quality(np.concatenate(phone_pairs["out"]), phones).phone_purity
@@ -169,14 +204,20 @@ def _collect_phones(acc, manifest, alignments, utt_id, codes_src, codes_out, cod
 
 def format_report(report: dict) -> str:
     s = report["summary"]
-    lines = [f"{'output':40} {'target':7} {'sim→tgt':>7} {'sim→src':>7} {'codes%':>6} {'mel dB':>6} {'ΔdB':>5}"]
+    lines = [f"{'output':40} {'target':7} {'sim→tgt':>7} {'sim→src':>7} {'codes%':>6} {'mel dB':>6} {'ΔdB':>5} "
+             f"{'F0 out/tgt/src Hz':>17}"]
     for i in report["items"]:
+        f0 = "/".join("-" if i[k] is None or math.isnan(i[k]) else f"{i[k]:.0f}"
+                      for k in ("f0_output", "f0_target", "f0_source"))
         lines.append(f"{pathlib.Path(i['output']).name[:40]:40} {i['target']:7} {i['sim_target']:7.3f} "
                      f"{i['sim_source']:7.3f} {i['code_agreement']:6.1%} {i['mel_distance']:6.1f} "
-                     f"{i['loudness_diff_db']:5.1f}")
+                     f"{i['loudness_diff_db']:5.1f} {f0:>17}")
     lines.append(f"closer to target speaker than to source: {s['closer_to_target']:.0%} of {s['conversions']}; "
                  f"mean similarity to target {s['sim_target']:.3f} vs source {s['sim_source']:.3f}; "
                  f"codes kept {s['code_agreement']:.1%}")
+    if s.get("pitch_pairs"):
+        lines.append(f"median F0 closer to the target's than to the source's: {s['pitch_closer_to_target']:.0%} "
+                     f"of the {s['pitch_pairs']} pairs whose speakers are ≥ {PITCH_APART:g} semitones apart")
     if "phone_purity_output" in s:
         lines.append(f"phone purity of the output's codes {s['phone_purity_output']:.3f} "
                      f"(source's codes {s['phone_purity_source']:.3f})")

@@ -102,7 +102,7 @@ class AudioVQVAE(nn.Module):
         return int(mu_law_encode(torch.zeros(1), self.classes))
 
     @torch.no_grad()
-    def encode(self, wav: torch.Tensor, chunk: int = 160_000) -> torch.Tensor:
+    def encode(self, wav: torch.Tensor, chunk: int = 32_768) -> torch.Tensor:
         """Waveform (B, T) → code indices (B, ceil(T / hop)) (pads T up to a multiple of hop).
 
         Long inputs are encoded in windows of `chunk` samples with a margin on each side wider
