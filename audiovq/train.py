@@ -218,7 +218,7 @@ class Trainer:
             seed = cfg.seed * 1_000_003 + self.step
             torch.manual_seed(seed)
             batch = self.next_batch(torch.Generator().manual_seed(seed), part)
-            batch = type(batch)(*(t.to(d.device, non_blocking=True) for t in batch))
+            batch = type(batch)(*(None if t is None else t.to(d.device, non_blocking=True) for t in batch))
             self.model.train()
             with torch.autocast(d.device.type, dtype=self.amp_dtype, enabled=self.use_amp):
                 out = self.wrapped(*batch)

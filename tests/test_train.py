@@ -69,3 +69,23 @@ def test_learning_rate_schedule():
     assert lr_factor(55, 100, 10, "cosine", 0.1) == pytest.approx(0.55)   # half way: (1 + 0.1) / 2
     assert lr_factor(100, 100, 10, "cosine", 0.1) == pytest.approx(0.1)
     assert lr_factor(50, 100, 10, "constant", 0.1) == 1.0
+
+
+def test_training_with_speaker_perturbation_feeds_the_encoder_a_shifted_copy(small_corpus, tmp_path, monkeypatch):
+    from audiovq.nn.vqvae import AudioVQVAE
+    seen = []
+    forward = AudioVQVAE.forward
+
+    def spy(self, wav, speaker, encoder_wav=None):
+        seen.append((wav.clone(), None if encoder_wav is None else encoder_wav.clone()))
+        return forward(self, wav, speaker, encoder_wav)
+
+    monkeypatch.setattr(AudioVQVAE, "forward", spy)
+    result = train_vqvae(cfg(small_corpus, tmp_path, "train.steps=3", "train.val_every=0",
+                             "data.perturb_semitones=4"))
+    assert result.step == 3 and torch.isfinite(torch.tensor(result.scalars["loss"]))
+    train_calls = [(w, e) for w, e in seen if e is not None]
+    assert len(train_calls) == 3
+    for wav, enc in train_calls:  # same shape and timing, not the same samples (most rows shifted)
+        assert enc.shape == wav.shape
+        assert sum(not torch.equal(a, b) for a, b in zip(wav, enc)) >= 1
