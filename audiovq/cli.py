@@ -70,9 +70,9 @@ def _analyze(a: argparse.Namespace) -> None:
     from .analysis.labels import load_phone_mapping
     from .analysis.pipeline import analyze
     from .data.manifest import Manifest
-    from .models import load_vqvae
+    from .models import load_vqvae, training_corpus
     m = load_vqvae(a.checkpoint, a.device)
-    data = a.data or _checkpoint_corpus(m)
+    data = a.data or training_corpus(m)
     manifest = Manifest.load(data)
     align = a.alignments or pathlib.Path(manifest.source_root) / "alignments"
     out = a.out or (m.path.parent.parent / "analysis" if m.path.parent.name == "checkpoints" else "analysis")
@@ -89,11 +89,12 @@ def _analyze(a: argparse.Namespace) -> None:
 
 
 def _source_speakers(m, sources) -> dict:
-    """Corpus speaker of each source file named like an utterance of the model's corpus."""
+    """Corpus speaker of each source file named like an utterance of the model's corpus (when
+    that corpus is here: converting a file must not build a corpus)."""
     from .convert import utterance_id
     from .data.manifest import Manifest
     try:
-        manifest = Manifest.load(_checkpoint_corpus(m))
+        manifest = Manifest.load(m.extra.get("corpus") or "")
     except AudioVQError:
         return {}
     by_id = {u.id: u.speaker for u in manifest.utterances}
@@ -152,10 +153,10 @@ def _decode(a: argparse.Namespace) -> None:
 def _evaluate(a: argparse.Namespace) -> None:
     from .data.manifest import Manifest
     from .evaluate import evaluate, format_report, read_conversions, write_json
-    from .models import load_vqvae
+    from .models import load_vqvae, training_corpus
     items = read_conversions(a.conversions)
     m = load_vqvae(a.checkpoint)
-    manifest = Manifest.load(a.data or _checkpoint_corpus(m))
+    manifest = Manifest.load(a.data or training_corpus(m))
     align = a.alignments or pathlib.Path(manifest.source_root) / "alignments"
     report = evaluate(m.model, items, manifest, align if pathlib.Path(align).is_dir() else None)
     folder = pathlib.Path(a.conversions)
@@ -196,18 +197,6 @@ def _export(a: argparse.Namespace) -> None:
     from .models import export
     out = export(a.checkpoint, a.out)
     print(f"{a.checkpoint} → {out} ({out.stat().st_size / 1e6:.1f} MB)")
-
-
-def _checkpoint_corpus(m) -> str:
-    """The prepared corpus a model was trained on; the embedded corpus is rebuilt from the
-    checkpoint's data config when it is not here (it is deterministic per seed)."""
-    corpus = m.extra.get("corpus")
-    if corpus and pathlib.Path(corpus, "manifest.json").is_file():
-        return corpus
-    if m.config.data.root is None:
-        from .corpus import ensure_prepared
-        return str(ensure_prepared(m.config.data).root)
-    raise AudioVQError(f"{m.path}: its corpus {corpus or '(not recorded)'} is not here; pass --data PREPARED_DIR")
 
 
 class _Parser(argparse.ArgumentParser):

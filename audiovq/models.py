@@ -80,3 +80,15 @@ def load_vqvae(path: str | os.PathLike | None = None, device: str | torch.device
         raise CheckpointError(f"{path}: weights do not fit the model its config describes "
                               f"({str(e).splitlines()[0][:120]})") from None
     return LoadedVQVAE(model.to(device).eval(), cfg, speakers, path, ckpt.step, ckpt.extra)
+
+
+def training_corpus(m: LoadedVQVAE) -> str:
+    """The prepared corpus a model was trained on. The embedded corpus is rebuilt from the
+    checkpoint's data config when it is not here (it is deterministic per seed)."""
+    corpus = m.extra.get("corpus")
+    if corpus and pathlib.Path(corpus, "manifest.json").is_file():
+        return corpus
+    if m.config.data.root is None:
+        from .corpus import ensure_prepared
+        return str(ensure_prepared(m.config.data).root)
+    raise AudioVQError(f"{m.path}: its corpus {corpus or '(not recorded)'} is not here; pass --data PREPARED_DIR")

@@ -220,13 +220,13 @@ def test_commands_default_to_the_shipped_demo_model(files, capsys, tmp_path):
 
 def test_a_missing_embedded_corpus_is_rebuilt_from_the_checkpoint_config(monkeypatch, tmp_path):
     from types import SimpleNamespace
-    from audiovq.cli import _checkpoint_corpus
+    from audiovq.models import training_corpus
     monkeypatch.chdir(tmp_path)
     cfg = load_config("vqvae", ["data.embedded_speakers=2", "data.embedded_utterances=2", "data.sample_rate=8000"])
     m = SimpleNamespace(extra={"corpus": "gone/prepared-8000"}, config=cfg, path=tmp_path / "m.pt")
-    manifest = Manifest.load(_checkpoint_corpus(m))
+    manifest = Manifest.load(training_corpus(m))
     assert manifest.sample_rate == 8000 and len(manifest.utterances) == 4
     cfg = load_config("vqvae", ["data.root=/somewhere/VCTK"])
     m = SimpleNamespace(extra={"corpus": "gone"}, config=cfg, path=tmp_path / "m.pt")
     with pytest.raises(Exception, match="pass --data"):
-        _checkpoint_corpus(m)
+        training_corpus(m)

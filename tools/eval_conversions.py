@@ -22,11 +22,10 @@ from collections import defaultdict
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
-from audiovq.cli import _checkpoint_corpus  # noqa: E402  (the corpus a checkpoint was trained on)
 from audiovq.convert import convert  # noqa: E402
 from audiovq.data.manifest import Manifest  # noqa: E402
 from audiovq.evaluate import Conversion, evaluate, format_report, write_json  # noqa: E402
-from audiovq.models import load_vqvae  # noqa: E402
+from audiovq.models import load_vqvae, training_corpus  # noqa: E402
 
 
 def pairs(manifest: Manifest, model_speakers: list[str], targets: int, test: int) -> list[tuple]:
@@ -61,18 +60,17 @@ def main() -> None:
     a = ap.parse_args()
 
     m = load_vqvae(a.checkpoint)
-    manifest = Manifest.load(_checkpoint_corpus(m))
+    manifest = Manifest.load(training_corpus(m))
     ids = [s["id"] for s in m.speakers]
     todo = pairs(manifest, ids, a.targets, a.test)
     by_target = defaultdict(list)
     for u, t in todo:
         by_target[t].append(u)
     out = pathlib.Path(a.out)
-    conversions, rtfs = [], []
+    conversions = []
     for t, utts in sorted(by_target.items()):
-        done, rtf = convert(m, [manifest.root / u.path for u in utts], [t], out, temperature=a.temperature,
+        done, _ = convert(m, [manifest.root / u.path for u in utts], [t], out, temperature=a.temperature,
                             progress=False)
-        rtfs.append(rtf)
         conversions += [Conversion(str(c.source), t, str(c.output), u.speaker, u.id) for c, u in zip(done, utts)]
     align = pathlib.Path(manifest.source_root) / "alignments"
     report = evaluate(m.model, conversions, manifest, align if align.is_dir() else None)
