@@ -107,7 +107,8 @@ def _read_resampled(f: sf.SoundFile, path: pathlib.Path, first: int, count: int,
     up, down = new_sr // g, sr // g
     out = np.empty(-(-count * up // down), np.float32)
     block = max(down, int(BLOCK_SECONDS * sr) // down * down)
-    context = 0 if up == down else -(-max(10 * max(up, down) // up + 1, sr // 10) // down) * down
+    # 0.1 s of context: resample_poly's filter reaches 10·max(1, sr/new_sr) input samples, far less
+    context = 0 if up == down else -(-(sr // 10) // down) * down
     for s in range(0, count, block):
         e = min(count, s + block)
         lo, hi = max(0, s - context), min(count, e + context)

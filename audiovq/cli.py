@@ -93,10 +93,10 @@ def _source_speakers(m, sources) -> dict:
     that corpus is here: converting a file must not build a corpus)."""
     from .convert import utterance_id
     from .data.manifest import Manifest
-    try:
-        manifest = Manifest.load(m.extra.get("corpus") or "")
-    except AudioVQError:
+    corpus = m.extra.get("corpus")
+    if not corpus or not pathlib.Path(corpus, "manifest.json").is_file():
         return {}
+    manifest = Manifest.load(corpus)
     by_id = {u.id: u.speaker for u in manifest.utterances}
     return {str(s): by_id.get(utterance_id(s)) for s in sources}
 

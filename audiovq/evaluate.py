@@ -16,6 +16,7 @@ import math
 import os
 import pathlib
 from dataclasses import asdict, dataclass
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -82,7 +83,6 @@ class SpeakerEmbedder:
         except ImportError:
             raise AudioVQError("speaker similarity needs resemblyzer: pip install -e '.[eval]'") from None
         self.encoder, self.preprocess = VoiceEncoder("cpu", verbose=False), preprocess_wav
-        self.cache: dict[str, np.ndarray] = {}
 
     def __call__(self, wav: np.ndarray, sample_rate: int) -> np.ndarray:
         x = self.preprocess(audio.resample(wav, sample_rate, 16000), 16000)
@@ -90,11 +90,15 @@ class SpeakerEmbedder:
             x = audio.resample(wav, sample_rate, 16000)
         return self.encoder.embed_utterance(x)
 
-    def speaker(self, key: str, wavs: list[np.ndarray], sample_rate: int) -> np.ndarray:
-        if key not in self.cache:
-            e = np.mean([self(w, sample_rate) for w in wavs], axis=0)
-            self.cache[key] = e / np.linalg.norm(e)
-        return self.cache[key]
+    def mean(self, wavs: list[np.ndarray], sample_rate: int) -> np.ndarray:
+        """Unit-norm mean d-vector of several utterances of one speaker."""
+        e = np.mean([self(w, sample_rate) for w in wavs], axis=0)
+        return e / np.linalg.norm(e)
+
+
+class SpeakerProfile(NamedTuple):
+    embedding: np.ndarray  # unit-norm mean d-vector of the speaker's reference utterances
+    f0: float              # median over those references of their median F0 (Hz)
 
 
 def median_f0(wav: np.ndarray, sample_rate: int) -> float:
@@ -129,10 +133,10 @@ def mel_dtw_distance(a: np.ndarray, b: np.ndarray, sample_rate: int) -> float:
     return float(D[-1, -1] / len(path))
 
 
-def _references(manifest: Manifest | None, speaker: str | None, exclude: str | None, sr: int) -> list[np.ndarray]:
+def _references(manifest: Manifest | None, speaker: str | None, exclude: set[str], sr: int) -> list[np.ndarray]:
     if manifest is None or speaker is None:
         return []
-    utts = [u for u in manifest.utterances if u.speaker == speaker and u.id != exclude]
+    utts = [u for u in manifest.utterances if u.speaker == speaker and u.id not in exclude]
     utts = sorted(utts, key=lambda u: (u.split != "train", u.id))[:REFERENCES]
     return [audio.load(manifest.audio_path(u), sr) for u in utts]
 
@@ -143,28 +147,32 @@ def evaluate(model, conversions: list[Conversion], manifest: Manifest | None = N
     """Score each conversion; returns {"items": [Score…], "summary": {…}}."""
     sr = model.sample_rate
     embed = SpeakerEmbedder()
-    scores, phone_pairs, f0_cache = [], {"out": [], "src": [], "phones": []}, {}
+    scores, phone_pairs = [], {"out": [], "src": [], "phones": []}
+    sources = {c.source_utterance for c in conversions if c.source_utterance}  # never a reference
+    profiles: dict[str, SpeakerProfile] = {}  # references are read and embedded once per speaker
+
+    def profile(key: str, speaker: str | None, fallback: list[np.ndarray]) -> SpeakerProfile:
+        if key not in profiles:
+            refs = _references(manifest, speaker, sources, sr) or fallback
+            if not refs:
+                raise AudioVQError(f"no reference utterances of target speaker {speaker!r} in the corpus")
+            profiles[key] = SpeakerProfile(embed.mean(refs, sr), float(np.nanmedian([median_f0(w, sr) for w in refs])))
+        return profiles[key]
+
     for c in conversions:
         src, out = audio.load(c.source, sr), audio.load(c.output, sr)
-        target_refs = _references(manifest, c.target, None, sr)
-        if not target_refs:
-            raise AudioVQError(f"no reference utterances of target speaker {c.target!r} in the corpus")
+        tgt = profile(c.target, c.target, [])
+        src_p = profile(c.source_speaker or c.source, c.source_speaker, [src])  # unknown speaker: the source itself
         e_out = embed(out, sr)
         e_out /= np.linalg.norm(e_out)
-        e_tgt = embed.speaker(c.target, target_refs, sr)
-        src_refs = _references(manifest, c.source_speaker, c.source_utterance, sr) or [src]
-        src_key = f"{c.source_speaker or c.source}"
-        e_src = embed.speaker(src_key, src_refs, sr)
-        for key, refs in ((c.target, target_refs), (src_key, src_refs)):
-            if key not in f0_cache:
-                f0_cache[key] = float(np.nanmedian([median_f0(w, sr) for w in refs]))
+        e_tgt, e_src = tgt.embedding, src_p.embedding
         codes_src = model.encode(torch.from_numpy(src)[None])[0].numpy()
         codes_out = model.encode(torch.from_numpy(out)[None])[0].numpy()
         n = min(codes_src.size, codes_out.size)
         scores.append(Score(c.output, c.target, c.source_speaker, float(e_out @ e_tgt), float(e_out @ e_src),
                             bool(e_out @ e_tgt > e_out @ e_src), float(np.mean(codes_src[:n] == codes_out[:n])),
                             mel_dtw_distance(out, src, sr), audio.loudness_db(out) - audio.loudness_db(src),
-                            median_f0(out, sr), f0_cache[c.target], f0_cache[src_key]))
+                            median_f0(out, sr), tgt.f0, src_p.f0))
         if alignments and manifest and c.source_utterance:
             _collect_phones(phone_pairs, manifest, pathlib.Path(alignments), c.source_utterance,
                             codes_src[:n], codes_out[:n], model.code_rate)

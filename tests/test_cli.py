@@ -11,6 +11,7 @@ import torch
 
 from audiovq import checkpoint as ckpt_io
 from audiovq.cli import main
+from audiovq.errors import AudioVQError
 from audiovq.config import load_config, to_dict
 from audiovq.data.manifest import Manifest
 from audiovq.nn.vqvae import AudioVQVAE
@@ -228,5 +229,5 @@ def test_a_missing_embedded_corpus_is_rebuilt_from_the_checkpoint_config(monkeyp
     assert manifest.sample_rate == 8000 and len(manifest.utterances) == 4
     cfg = load_config("vqvae", ["data.root=/somewhere/VCTK"])
     m = SimpleNamespace(extra={"corpus": "gone"}, config=cfg, path=tmp_path / "m.pt")
-    with pytest.raises(Exception, match="pass --data"):
+    with pytest.raises(AudioVQError, match="pass --data"):
         training_corpus(m)

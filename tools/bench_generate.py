@@ -20,6 +20,7 @@ import torch
 
 from audiovq.config import load_config
 from audiovq.generate import generate
+from audiovq.generate.incremental import torch_threads
 from audiovq.nn.vqvae import AudioVQVAE
 
 SR = 16000
@@ -50,9 +51,7 @@ def reference_loop(model: AudioVQVAE, batch: int, samples: int, budget: float = 
     thread: its ops are far too small to share, and two threads spinning on a loaded machine
     slow it down by orders of magnitude); stops after `budget` seconds."""
     indices, speaker = codes(model, batch, samples)
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    with torch.no_grad():
+    with torch_threads(1), torch.no_grad():
         local, glob = model.conditioning(indices, speaker)
         t = time.perf_counter()
         state = model.decoder.start(batch, local[..., :samples], glob)
@@ -61,7 +60,6 @@ def reference_loop(model: AudioVQVAE, batch: int, samples: int, budget: float = 
         while done < samples and time.perf_counter() - t < budget:
             x = model.output.sample(model.decoder.step(x, state))
             done += 1
-    torch.set_num_threads(old)
     return batch * done / (time.perf_counter() - t)
 
 
