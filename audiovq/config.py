@@ -63,6 +63,8 @@ class DecoderConfig(WaveNetStackConfig):
     cond_layers: int = 2
     upsample: str = "transposed"  # or repeat
     speaker_dim: int = 64
+    preemphasis: float = 0.0     # the decoder models x[n] − a·x[n−1] (LPCNet uses 0.85; 0 = off)
+    input_noise: float = 0.0     # training only: Gaussian noise (std, µ-law bins) on the decoder's inputs
 
 
 @dataclass
@@ -79,7 +81,8 @@ class DataConfig:
     sample_rate: int = 16000
     segment: int = 4096             # training segment length in samples (multiple of hop)
     mic: str = "mic1"
-    embedded_speakers: int = 12
+    embedded_speakers: int = 12     # espeak voices
+    embedded_flite: bool = False    # also flite's voices of real speakers, when flite is installed
     embedded_utterances: int = 60
     embedded_seed: int = 0
     cache_gb: float = 2.0           # audio kept in memory; the rest is read from disk
@@ -94,7 +97,7 @@ class TrainConfig:
     minutes: float = 0.0            # wall-clock budget (0 = none); a checkpoint is written at the end
     batch_size: int = 8
     lr: float = 4e-4
-    schedule: str = "cosine"        # cosine | constant
+    schedule: str = "cosine"        # cosine | constant | cosine_time (cosine over train.minutes)
     warmup: int = 100               # linear learning-rate warm-up steps
     min_lr: float = 0.1             # cosine floor as a fraction of lr
     grad_clip: float = 1.0
@@ -155,13 +158,16 @@ RULES: dict[str, list[tuple[str, Any, str]]] = {
         ("model.decoder.upsample", lambda v: v in ("transposed", "repeat"), "must be transposed or repeat"),
         ("model.decoder.gate_channels", lambda v: v >= 2 and v % 2 == 0, "must be even"),
         ("model.decoder.classes", lambda v: v >= 2, "must be at least 2"),
+        ("model.decoder.preemphasis", lambda v: 0 <= v < 1, "must be in [0, 1)"),
+        ("model.decoder.input_noise", lambda v: 0 <= v <= 16, "must be between 0 and 16 (µ-law bins)"),
         ("data.sample_rate", lambda v: 4000 <= v <= 48000, "must be between 4000 and 48000"),
         ("data.segment", lambda v: v > 0, "must be positive"),
         ("data.perturb_semitones", lambda v: 0 <= v <= 12, "must be between 0 and 12"),
         ("train.steps", lambda v: v >= 1, "must be at least 1"),
         ("train.batch_size", lambda v: v >= 1, "must be at least 1"),
         ("train.lr", lambda v: v > 0, "must be positive"),
-        ("train.schedule", lambda v: v in ("cosine", "constant"), "must be cosine or constant"),
+        ("train.schedule", lambda v: v in ("cosine", "constant", "cosine_time"),
+         "must be cosine, constant or cosine_time"),
         ("train.ckpt_every", lambda v: v >= 1, "must be at least 1"),
         ("train.keep", lambda v: v >= 1, "must be at least 1"),
     ],

@@ -64,7 +64,8 @@ def train_vqvae(cfg) -> TrainResult:
         batch = source.batch(cfg.train.batch_size, g, part)
         if cfg.data.perturb_semitones > 0:  # drawn for the global batch, so every rank agrees
             factors = random_factors(cfg.data.perturb_semitones, cfg.train.batch_size, g)[part]
-            batch = batch._replace(encoder_wav=perturb_batch(batch.wav, factors))
+            wav = batch.wav.to(d.device)  # the shift runs where the model does (a GPU, if any)
+            batch = batch._replace(wav=wav, encoder_wav=perturb_batch(wav, factors))
         return batch
 
     extra = {"speakers": speakers, "sample_rate": cfg.data.sample_rate, "code_rate": model.code_rate,

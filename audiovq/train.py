@@ -134,8 +134,19 @@ class Trainer:
         self.run_dir = pathlib.Path(cfg.run_dir)
         self.model = model.to(self.dist.device)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg.lr)
-        self.schedule = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, lambda s: lr_factor(s, cfg.steps, cfg.warmup, cfg.schedule, cfg.min_lr))
+        if cfg.schedule == "cosine_time" and not cfg.minutes:
+            raise ConfigError("train.schedule=cosine_time decays over the time budget: set train.minutes too")
+        # cosine_time: the cosine runs over the wall-clock budget (or the steps, if they end
+        # first), so a run stopped by train.minutes still ends at the floor learning rate.
+        self.time_fraction, self.seconds = 0.0, 0.0
+
+        def factor(step: int) -> float:
+            if cfg.schedule == "cosine_time":
+                step = max(step, round(self.time_fraction * cfg.steps))
+            return lr_factor(step, cfg.steps, cfg.warmup, "constant" if cfg.schedule == "constant" else "cosine",
+                             cfg.min_lr)
+
+        self.schedule = torch.optim.lr_scheduler.LambdaLR(self.optimizer, factor)
         cuda = self.dist.device.type == "cuda"
         self.amp_dtype = (torch.bfloat16 if cuda and torch.cuda.is_bf16_supported() else torch.float16)
         self.use_amp = bool(cfg.amp and cuda)
@@ -171,6 +182,7 @@ class Trainer:
         self.step = state.step
         self.extra = dict(self.extra, **{k: state.extra[k] for k in ("init_from", "init_step") if k in state.extra})
         if state.optimizer:
+            self.seconds = float(state.optimizer.get("seconds", 0.0))
             self.optimizer.load_state_dict(state.optimizer["adam"])
             self.schedule.load_state_dict(state.optimizer["schedule"])
             if state.optimizer.get("scaler"):
@@ -183,7 +195,7 @@ class Trainer:
 
     def save(self) -> pathlib.Path:
         opt = {"adam": self.optimizer.state_dict(), "schedule": self.schedule.state_dict(),
-               "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else {}}
+               "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else {}, "seconds": self.seconds}
         state = ckpt_io.Checkpoint(self.kind, self.config, self.model.state_dict(), self.step, opt, self.extra)
         path = ckpt_io.save(ckpt_io.step_path(self.run_dir, self.step), state)
         ckpt_io.prune(self.run_dir, self.cfg.keep)
@@ -211,6 +223,7 @@ class Trainer:
                    unit="step", mininterval=1.0)
         part = d.part(cfg.batch_size)
         t0, bad, stopped, last = time.monotonic(), 0, "steps", {}
+        seconds_before = self.seconds  # training time of earlier invocations (cosine_time)
         saved = resumed
         rate_t, rate_n = time.monotonic(), 0
         while self.step < cfg.steps:
@@ -242,6 +255,9 @@ class Trainer:
             grad_norm = nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip or float("inf"))
             self.scaler.step(self.optimizer)
             self.scaler.update()
+            self.seconds = seconds_before + time.monotonic() - t0
+            if cfg.minutes:
+                self.time_fraction = self.seconds / (cfg.minutes * 60)
             self.schedule.step()
             self.step += 1
             rate_n += 1
@@ -259,7 +275,8 @@ class Trainer:
                                 refresh=False)
             bar.update(1)
 
-            out_of_time = bool(cfg.minutes) and (time.monotonic() - t0) > cfg.minutes * 60
+            budget_used = self.seconds if cfg.schedule == "cosine_time" else time.monotonic() - t0
+            out_of_time = bool(cfg.minutes) and budget_used > cfg.minutes * 60
             if d.world > 1:
                 flag = torch.tensor(float(out_of_time), device=d.device)
                 dist.broadcast(flag, 0)

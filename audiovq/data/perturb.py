@@ -74,5 +74,13 @@ def random_factors(max_semitones: float, n: int, generator: torch.Generator) -> 
 
 
 def perturb_batch(wav: torch.Tensor, factors: list[Fraction]) -> torch.Tensor:
-    """wav (B, T) → (B, T), row i shifted by factors[i]."""
-    return torch.stack([shift(row, f) for row, f in zip(wav, factors)])
+    """wav (B, T) → (B, T), row i shifted by factors[i]. Rows that share a factor are shifted
+    together (one STFT for all of them): on a GPU, launches per batch rather than per row."""
+    out = torch.empty_like(wav)
+    rows: dict[Fraction, list[int]] = {}
+    for i, f in enumerate(factors):
+        rows.setdefault(f, []).append(i)
+    for f, idx in rows.items():
+        index = torch.tensor(idx, device=wav.device)
+        out[index] = shift(wav[index], f)
+    return out

@@ -41,6 +41,7 @@ import numpy as np
 from .. import audio
 from ..atomic import write_text
 from ..errors import AudioVQError, ConfigError
+from . import flite
 from .alignments import Interval, write_textgrid
 from .phones import ESPEAK_TO_ARPABET, SIL, espeak_to_arpabet
 
@@ -72,6 +73,7 @@ RANGE = (30, 80)
 RATE = (150, 195)
 AGE = (18, 38)
 LEAD_SILENCE = (0.10, 0.30)  # seconds of silence put before espeak's own (~10 ms) onset
+HELDOUT_FLITE_VOICE = "slt"  # with flite: never a training speaker (see corpus_speakers)
 
 
 class Speaker(NamedTuple):
@@ -358,19 +360,66 @@ def align(text: str, synthesis: Synthesis, lead: int = 0) -> Aligned:
         for w, (i, j) in zip(members, _share(len(inside), [synthesis.word_phonemes[m] for m in members])):
             if j > i:
                 spans.append((inside[i][0], inside[j - 1][1], words[w].label))
-    word_tier: list[Interval] = []
-    t = 0.0
-    for start, end, label in spans:
-        if seconds(start) > t:
-            word_tier.append(Interval(t, seconds(start), ""))
-        word_tier.append(Interval(seconds(start), seconds(end), label))
-        t = seconds(end)
-    if t < seconds(n):
-        word_tier.append(Interval(t, seconds(n), ""))
+    word_tier = _word_tier([(seconds(a), seconds(b), label) for a, b, label in spans], seconds(n))
     phone_tier = [Interval(seconds(s), seconds(e), lab) for s, e, lab, _ in phones]
     wav48 = np.clip(audio.resample(wav22, ESPEAK_RATE, SAMPLE_RATE), -1.0, 1.0)
     assert len(wav48) == n * up // down
     return Aligned(wav48, {"words": word_tier, "phones": phone_tier})
+
+
+def _word_tier(spans: list[tuple[float, float, str]], total: float) -> list[Interval]:
+    """Word spans (start, end, label) in seconds → a tier tiling [0, total], gaps unlabelled."""
+    tier: list[Interval] = []
+    t = 0.0
+    for start, end, label in spans:
+        if start > t:
+            tier.append(Interval(t, start, ""))
+        tier.append(Interval(start, end, label))
+        t = end
+    if t < total:
+        tier.append(Interval(t, total, ""))
+    return tier
+
+
+def align_flite(text: str, synthesis: "flite.FliteSynthesis", lead: int = 0) -> Aligned:
+    """Resample flite's output to 48 kHz and turn its phone end times into words/phones tiers.
+
+    `lead` zero samples (16 kHz) go in front. flite's pauses are `sil`; words take the non-
+    silent phones in order, each as many as flite says it has alone (`flite.word_phone_count`).
+    """
+    up = SAMPLE_RATE // flite.FLITE_RATE
+    n = lead + len(synthesis.audio)
+    wav16 = np.zeros(n, np.float32)
+    wav16[lead:] = synthesis.audio
+
+    def seconds(t: float) -> float:  # a flite time on the 48 kHz grid, after the lead
+        return min(round((lead + t * flite.FLITE_RATE) * up), n * up) / SAMPLE_RATE
+
+    phones: list[tuple[float, float, str]] = []
+    start = 0.0
+    for label, end in synthesis.phones:
+        a, b = (0.0 if not phones else start), seconds(end)
+        start = b
+        if b <= a:
+            continue
+        if phones and label == SIL and phones[-1][2] == SIL:
+            phones[-1] = (phones[-1][0], b, SIL)
+        else:
+            phones.append((a, b, label))
+    total = n * up / SAMPLE_RATE
+    if phones and phones[-1][1] < total:  # flite's last phone ends before its last sample
+        a, _, label = phones[-1]
+        phones[-1] = (a, total, label) if label == SIL else phones[-1]
+        if phones[-1][1] < total:
+            phones.append((phones[-1][1], total, SIL))
+    voiced = [p for p in phones if p[2] != SIL]
+    words = text_words(text)
+    spans = [(voiced[i][0], voiced[j - 1][1], w.label)
+             for w, (i, j) in zip(words, _share(len(voiced), [flite.word_phone_count(w.label) for w in words]))
+             if j > i]
+    tiers = {"words": _word_tier(spans, total), "phones": [Interval(a, b, lab) for a, b, lab in phones]}
+    wav48 = np.clip(audio.resample(wav16, flite.FLITE_RATE, SAMPLE_RATE), -1.0, 1.0)
+    return Aligned(wav48, tiers)
 
 
 def _share(total: int, wanted: list[int]) -> list[tuple[int, int]]:
@@ -391,7 +440,8 @@ def _share(total: int, wanted: list[int]) -> list[tuple[int, int]]:
 
 class _Job(NamedTuple):
     out_dir: str
-    speaker: Speaker
+    speaker: "Speaker | flite.FliteSpeaker"
+    index: int        # position in the corpus's speaker list
     number: int       # 1-based utterance number
     text: str
     seed: int
@@ -404,12 +454,15 @@ def utterance_id(speaker_id: str, number: int) -> str:
 def _make_utterance(job: _Job) -> float:
     """Synthesize, align and write one utterance; returns its duration in seconds."""
     sp = job.speaker
-    index = int(sp.id[1:]) - FIRST_SPEAKER
-    r = np.random.default_rng([job.seed, 4, index, job.number])
-    lead = int(round(r.uniform(*LEAD_SILENCE) * ESPEAK_RATE))
-    synth = espeak_synthesize(job.text, sp.voice, rate=sp.rate, pitch=sp.pitch, pitch_range=sp.range,
-                              rand_seed=int(r.integers(2**31 - 1)))
-    aligned = align(job.text, synth, lead)
+    r = np.random.default_rng([job.seed, 4, job.index, job.number])
+    if isinstance(sp, flite.FliteSpeaker):
+        lead = int(round(r.uniform(*LEAD_SILENCE) * flite.FLITE_RATE))
+        aligned = align_flite(job.text, flite.synthesize(job.text, sp), lead)
+    else:
+        lead = int(round(r.uniform(*LEAD_SILENCE) * ESPEAK_RATE))
+        synth = espeak_synthesize(job.text, sp.voice, rate=sp.rate, pitch=sp.pitch, pitch_range=sp.range,
+                                  rand_seed=int(r.integers(2**31 - 1)))
+        aligned = align(job.text, synth, lead)
     root, uid = pathlib.Path(job.out_dir), utterance_id(sp.id, job.number)
     duration = len(aligned.audio) / SAMPLE_RATE
     audio.save(root / WAV_DIR / sp.id / f"{uid}_mic1.flac", aligned.audio, SAMPLE_RATE, subtype="PCM_16")
@@ -432,16 +485,21 @@ def _prepare_out_dir(out: pathlib.Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
 
 
-def _readme(speakers: list[Speaker], utterances: int, seed: int) -> str:
-    rows = "\n".join(f"  {s.id}  {s.gender}  {s.voice:<22} pitch {s.pitch:3d}  range {s.range:3d}  "
-                     f"rate {s.rate:3d} wpm  ({s.accent}, {s.region})" for s in speakers)
+def _describe(s) -> str:
+    if isinstance(s, flite.FliteSpeaker):
+        return s.describe()
+    return f"espeak {s.voice:<22} pitch {s.pitch:3d}  range {s.range:3d}  rate {s.rate:3d} wpm"
+
+
+def _readme(speakers: list, utterances: int, seed: int) -> str:
+    rows = "\n".join(f"  {s.id}  {s.gender}  {_describe(s)}  ({s.accent}, {s.region})" for s in speakers)
     n_shared = utterances // 4
     shared = (f"utterances 001-{n_shared:03d} are the same sentences for every speaker, the rest are\n"
               f"drawn per speaker." if n_shared else "each speaker's are drawn separately.")
     return f"""{README_MARK}
 
-A stand-in for VCTK 0.92 made by audiovq.data.synthetic: English speech from espeak-ng,
-{len(speakers)} speakers x {utterances} utterances, seed {seed}. The same seed gives the same bytes.
+A stand-in for VCTK 0.92 made by audiovq.data.synthetic: English speech from espeak-ng
+(and CMU flite's voices of real speakers, where listed), {len(speakers)} speakers x {utterances} utterances, seed {seed}. The same seed gives the same bytes.
 Speakers read sentences written for audiovq (audiovq/data/sentences.txt):
 {shared}
 
@@ -456,7 +514,7 @@ Phone set (phones tier): the 39 ARPAbet phones of CMUdict without stress digits
 plus "sil" for pauses and silence; empty labels in the words tier are silence. espeak-ng's
 phoneme mnemonics are mapped by the table in audiovq/data/phones.py.
 
-Voices (espeak-ng language+variant and parameters):
+Voices (espeak-ng language+variant and parameters; flite voice, F0 target and rate):
 {rows}
 """
 
@@ -467,9 +525,44 @@ def _speaker_info(speakers: list[Speaker]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def corpus_speakers(speakers: int, seed: int = 0, with_flite: bool = False) -> list:
+    """The corpus's speakers in ID order: `speakers` espeak voices, plus, `with_flite`, every
+    flite voice variant (`flite.speaker_variants()`).
+
+    With flite, the order puts the speakers meant to be held out last (VCTK preparation holds
+    out the last IDs): the last espeak voice, then flite's slt voice, a female American voice an
+    ASR recognises well, which no model of this corpus hears in training (`heldout_speakers`).
+    """
+    table = speaker_table(speakers, seed)
+    if not with_flite:
+        return table
+    variants = flite.speaker_variants()
+    last = [v for v in variants if v[0] == HELDOUT_FLITE_VOICE]
+    order = table[:-1] + [v for v in variants if v[0] != HELDOUT_FLITE_VOICE] + table[-1:] + last
+    out = []
+    for i, item in enumerate(order):
+        sid = f"p{FIRST_SPEAKER + i}"
+        if isinstance(item, Speaker):
+            out.append(item._replace(id=sid))
+        else:
+            voice, f0, stretch = item
+            gender, accent, region = flite.VOICES[voice]
+            age = int(np.random.default_rng([seed, 5, i]).integers(AGE[0], AGE[1] + 1))
+            out.append(flite.FliteSpeaker(sid, voice, gender, age, accent, region, f0, stretch))
+    return out
+
+
+def heldout_speakers(with_flite: bool) -> int | None:
+    """How many of `corpus_speakers`' last IDs preparation holds out (None: its default)."""
+    if not with_flite:
+        return None
+    return 1 + sum(1 for v in flite.speaker_variants() if v[0] == HELDOUT_FLITE_VOICE)
+
+
 def synthesize_corpus(out_dir: str | os.PathLike, speakers: int = 12, utterances: int = 60, seed: int = 0,
-                      progress: bool = True, workers: int | None = None) -> SynthSummary:
-    """Write a `speakers` x `utterances` VCTK-shaped corpus to `out_dir` (see the module doc).
+                      progress: bool = True, workers: int | None = None, with_flite: bool = False) -> SynthSummary:
+    """Write a VCTK-shaped corpus of `speakers` espeak voices (plus flite's, `with_flite`) x
+    `utterances` to `out_dir` (see the module doc and `corpus_speakers`).
 
     `workers` processes share the work (default: one per core, at most 4; small corpora run in
     this process); the files are the same for any number of workers. Workers are spawned, so
@@ -479,9 +572,12 @@ def synthesize_corpus(out_dir: str | os.PathLike, speakers: int = 12, utterances
     """
     t0 = time.perf_counter()
     out = pathlib.Path(out_dir)
-    table = speaker_table(speakers, seed)
+    if with_flite and not flite.available():
+        raise AudioVQError("the corpus asks for flite voices but the flite program is not installed "
+                           "(apt-get install flite)")
+    table = corpus_speakers(speakers, seed, with_flite)
     sentences = load_sentences()
-    jobs = [_Job(str(out), sp, number, sentences[j], seed)
+    jobs = [_Job(str(out), sp, i, number, sentences[j], seed)
             for i, sp in enumerate(table)
             for number, j in enumerate(select_sentences(len(sentences), i, utterances, seed), start=1)]
     _prepare_out_dir(out)

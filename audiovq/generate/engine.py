@@ -16,7 +16,6 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..audio import mu_law_decode
 from ..errors import AudioVQError
 from ..nn.distributions import Categorical
 from ..nn.vqvae import AudioVQVAE
@@ -193,9 +192,7 @@ def generate(model: AudioVQVAE, indices: torch.Tensor, speaker: torch.Tensor,
     classes, values, _ = _run(model.decoder, lengths, UpsampledCodes(model.conditioner, context), glob,
                               spec, model.silence_class, seeds, fast, threads, progress)
     seconds = time.perf_counter() - t
-    if spec.kind == CATEGORICAL:
-        audio = [mu_law_decode(classes[b, :n], model.classes) for b, n in enumerate(lengths)]
-    else:
-        audio = [values[b, :n].copy() for b, n in enumerate(lengths)]
+    out = classes if spec.kind == CATEGORICAL else values
+    audio = [model.to_waveform(out[b, :n]) for b, n in enumerate(lengths)]
     total = sum(lengths)
     return GenerationResult(audio, total / seconds, seconds * model.sample_rate / total, seconds)

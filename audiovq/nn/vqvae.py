@@ -7,12 +7,14 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..audio import mu_law_encode
+from ..audio import mu_law_decode, mu_law_encode
 from .distributions import Categorical, make_output
+from .emphasis import deemphasis, preemphasis
 from .encoder import WaveformEncoder
 from .quantizer import VectorQuantizer, VQResult
 from .wavenet import WaveNet
@@ -74,6 +76,7 @@ class AudioVQVAE(nn.Module):
         self.speakers = nn.Embedding(num_speakers, d.speaker_dim)
         self.decoder = WaveNet.from_config(d, d.classes, self.output.channels, d.cond_channels, d.speaker_dim)
         self.sample_rate, self.classes = sample_rate, d.classes
+        self.preemphasis, self.input_noise = float(d.preemphasis), float(d.input_noise)
         self.hop = self.encoder.hop
         self.code_rate = sample_rate / self.hop
 
@@ -88,14 +91,40 @@ class AudioVQVAE(nn.Module):
         """Teacher-forced decoder NLL (nats per sample) of wav (B, T) given codewords
         (B, D, T / hop) and speakers (B,); returns (nll, logits (B, C_out, T))."""
         local, glob = self.conditioner(quantized), self.speakers(speaker)
-        logits = self.decoder(self.decoder_inputs(wav), local[..., : wav.shape[-1]], glob)
-        target = mu_law_encode(wav, self.classes) if isinstance(self.output, Categorical) else wav
+        signal = preemphasis(wav, self.preemphasis)  # what the decoder models (emphasis.py)
+        logits = self.decoder(self.decoder_inputs(signal), local[..., : wav.shape[-1]], glob)
+        target = mu_law_encode(signal, self.classes) if isinstance(self.output, Categorical) else signal.clamp(-1, 1)
         return self.output.nll(logits, target), logits
 
-    def decoder_inputs(self, wav: torch.Tensor) -> torch.Tensor:
-        """µ-law bins of the previous sample at each step: (B, T) int64, first = silence."""
-        q = mu_law_encode(wav, self.classes)
+    def decoder_inputs(self, signal: torch.Tensor) -> torch.Tensor:
+        """µ-law bins of the previous sample of the (pre-emphasised) signal at each step:
+        (B, T) int64, first = silence.
+
+        In training, `input_noise` > 0 adds Gaussian noise of that many µ-law bins (rounded)
+        to these inputs, never to the targets (LPCNet): at generation the network reads back
+        its own samples, which are off by the sampling noise, and learns to recover from it.
+        """
+        q = mu_law_encode(signal, self.classes)
+        if self.training and self.input_noise > 0:
+            noise = torch.randn(q.shape, device=q.device) * self.input_noise
+            q = (q + noise.round().long()).clamp_(0, self.classes - 1)
         return F.pad(q[:, :-1], (1, 0), value=self.silence_class)
+
+    def to_waveform(self, values: torch.Tensor | np.ndarray) -> np.ndarray:
+        """Generated values (T,) (µ-law bins, or amplitudes for the mixture output) → the
+        waveform (T,) float32: decoded, then de-emphasised."""
+        wav = self.output.to_waveform(values) if isinstance(self.output, Categorical) else values
+        wav = np.asarray(wav, dtype=np.float32)
+        return np.clip(deemphasis(wav, self.preemphasis), -1.0, 1.0)
+
+    def representation_limit(self, wav: np.ndarray) -> np.ndarray:
+        """A waveform (T,) at the model's rate passed through what the decoder models (pre-
+        emphasis, µ-law bins) and back: the best a perfect decoder could output."""
+        wav = np.asarray(wav, dtype=np.float32)
+        signal = preemphasis(wav, self.preemphasis)
+        if isinstance(self.output, Categorical):
+            signal = mu_law_decode(mu_law_encode(signal, self.classes), self.classes)
+        return np.clip(deemphasis(np.clip(signal, -1, 1).astype(np.float32), self.preemphasis), -1.0, 1.0)
 
     @property
     def silence_class(self) -> int:
