@@ -8,7 +8,7 @@
     audiovq decode codes.npy --speaker p225      codes → audio in a speaker's voice
     audiovq sample --prior PATH --speaker p225   new speech from the prior over codes
     audiovq analyze                       learned codes vs phone labels, with baselines
-    audiovq evaluate DIR                  speaker similarity / content of conversions
+    audiovq evaluate DIR                  speaker similarity, content, WER and DNSMOS of conversions
     audiovq export CKPT OUT               slim checkpoint for sharing
 
 Errors a user can cause are printed as one line (`audiovq: error: …`) with exit status 2.
@@ -276,11 +276,14 @@ def build_parser() -> argparse.ArgumentParser:
     _generation_options(de)
     de.set_defaults(func=_decode)
 
-    ev = sub.add_parser("evaluate", help="score conversions: speaker similarity, content kept, signal",
+    ev = sub.add_parser("evaluate", help="score conversions: speaker similarity, content kept, signal, WER, DNSMOS",
                         description="For each conversion listed in conversions.json (written by `audiovq "
                                     "convert`): cosine of GE2E speaker embeddings (resemblyzer) to the target and "
                                     "source speakers, code agreement of the re-encoded output with the source, "
-                                    "phone purity where alignments exist, log-mel DTW distance and loudness change.")
+                                    "phone purity where alignments exist, log-mel DTW distance and loudness change; "
+                                    "and what a listener hears: pocketsphinx word error rate (transcript: the corpus "
+                                    "text, or <source stem>.txt) and DNSMOS of the output, the source and the "
+                                    "source's representation limit (needs the eval extra; skipped without it).")
     ev.add_argument("conversions", metavar="DIR", help="folder with conversions.json (or the file)")
     ev.add_argument("--checkpoint", **ck)
     ev.add_argument("--data", metavar="PREPARED", help="prepared corpus for speaker references (default: the model's)")

@@ -11,11 +11,18 @@ two checkpoints (or temperatures) are compared on the same pairs.
 
 Also decodes each training-speaker source as its own speaker: how many codes survive plain
 resynthesis is the ceiling for how many a conversion can keep.
+
+What a listener hears (audiovq/evaluate/listener.py: pocketsphinx WER, DNSMOS) is summed up
+for conversions, resyntheses (those own-speaker decodes), the sources and their representation
+limit, over all sources and by group (training speakers' held-out utterances, held-out
+speakers), with the issue's bars read off: resynthesis at least as good as conversion,
+conversion WER ≤ limit WER + 0.10, conversion DNSMOS OVRL ≥ 2.3.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import pathlib
 import sys
 from collections import defaultdict
@@ -24,17 +31,19 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
 from audiovq.convert import convert  # noqa: E402
 from audiovq.data.manifest import Manifest  # noqa: E402
-from audiovq.evaluate import Conversion, evaluate, format_report, write_json  # noqa: E402
+from audiovq.evaluate import (Conversion, Listener, evaluate, format_report, json_safe,  # noqa: E402
+                              summarize, write_json)
 from audiovq.models import load_vqvae, training_corpus  # noqa: E402
 
 
-def pairs(manifest: Manifest, model_speakers: list[str], targets: int, test: int) -> list[tuple]:
+def pairs(manifest: Manifest, model_speakers: list[str], targets: int, test: int,
+          val: int | None = None) -> list[tuple]:
     """[(utterance, target speaker)] — deterministic."""
     heldout = defaultdict(list)
     for u in manifest.utterances:
         if u.split == "test":
             heldout[u.speaker].append(u)
-    sources = [u for u in manifest.utterances if u.split == "val" and u.speaker in model_speakers]
+    sources = [u for u in manifest.utterances if u.split == "val" and u.speaker in model_speakers][:val]
     sources += [u for spk in sorted(heldout) for u in sorted(heldout[spk], key=lambda u: u.id)[:test]]
     out, turn = [], 0
     for u in sources:
@@ -48,12 +57,71 @@ def pairs(manifest: Manifest, model_speakers: list[str], targets: int, test: int
     return out
 
 
+WER_MARGIN = 0.10  # a conversion may lose this much WER beyond the representation limit
+MIN_OVRL = 2.3     # DNSMOS OVRL a conversion should reach
+KINDS = ("conversion", "resynthesis", "source", "limit")
+MEASURES = ("wer", "ovrl", "sig", "bak")
+
+
+def _figures(s: dict, kind: str) -> dict:
+    """WER and DNSMOS of one kind ("output", "source", "limit") from `summarize`'s keys."""
+    return {"wer": s[f"wer_{kind}"], **{k: s[f"dnsmos_{k}_{kind}"] for k in MEASURES[1:]}}
+
+
+def listener_groups(conversions: list[dict], resyntheses: list[dict], training: set[str]) -> dict:
+    """{group: {kind: {measure: value}, "checks": {…}}} for groups "all", "training speakers"
+    (held-out utterances of speakers the model was trained on) and "held-out speakers"."""
+    tests = {"all": lambda i: True, "training speakers": lambda i: i["source_speaker"] in training,
+             "held-out speakers": lambda i: i["source_speaker"] not in training}
+    out = {}
+    for name, keep in tests.items():
+        conv = [i for i in conversions if keep(i)]
+        if not conv:
+            continue
+        c, r = summarize(conv), summarize([i for i in resyntheses if keep(i)])
+        g = {"pairs": len(conv), "conversion": _figures(c, "output"), "resynthesis": _figures(r, "output"),
+             "source": _figures(c, "source"), "limit": _figures(c, "limit")}
+        conv_f, res_f, lim_f = g["conversion"], g["resynthesis"], g["limit"]
+        g["checks"] = {  # None: a figure is missing (no transcripts, no resyntheses, no eval extra)
+            "resynthesis_wer_le_conversion": _le(res_f["wer"], conv_f["wer"]),
+            "resynthesis_ovrl_ge_conversion": _le(conv_f["ovrl"], res_f["ovrl"]),
+            "conversion_wer_le_limit_plus_margin": _le(conv_f["wer"], lim_f["wer"] + WER_MARGIN),
+            "conversion_ovrl_ge_min": _le(MIN_OVRL, conv_f["ovrl"]),
+        }
+        out[name] = g
+    return out
+
+
+def _le(a: float, b: float) -> bool | None:
+    return None if math.isnan(a) or math.isnan(b) else bool(a <= b)
+
+
+def format_groups(groups: dict) -> str:
+    def num(x):
+        return "    -" if math.isnan(x) else f"{x:5.2f}"
+    lines = [f"what a listener hears — WER (pooled) and mean DNSMOS; columns: {', '.join(KINDS)}"]
+    for name, g in groups.items():
+        lines.append(f"  {name} ({g['pairs']} pairs)")
+        for m in MEASURES:
+            label = "WER" if m == "wer" else f"DNSMOS {m.upper()}"
+            lines.append(f"    {label:12} " + "  ".join(f"{num(g[k][m]):>11}" for k in KINDS))
+        verdict = {True: "yes", False: "NO", None: "-"}
+        c = g["checks"]
+        lines.append(f"    resynthesis ≥ conversion: WER {verdict[c['resynthesis_wer_le_conversion']]}, OVRL "
+                     f"{verdict[c['resynthesis_ovrl_ge_conversion']]}; conversion WER ≤ limit + {WER_MARGIN:.2f}: "
+                     f"{verdict[c['conversion_wer_le_limit_plus_margin']]}; conversion OVRL ≥ {MIN_OVRL}: "
+                     f"{verdict[c['conversion_ovrl_ge_min']]}")
+    return "\n".join(lines)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--checkpoint", help="checkpoint or run dir (default: as the CLI)")
     ap.add_argument("--temperature", type=float, default=1.0)
     ap.add_argument("--targets", type=int, default=2, help="target speakers per source")
     ap.add_argument("--test", type=int, default=5, help="utterances per held-out speaker")
+    ap.add_argument("--val", type=int, help="only the first N held-out utterances of training speakers "
+                                            "(default: all; for a quick look)")
     ap.add_argument("--out", default="runs/eval-conversions")
     ap.add_argument("--no-reconstructions", dest="reconstructions", action="store_false",
                     help="skip decoding the sources as their own speaker (the codes-kept ceiling)")
@@ -62,7 +130,7 @@ def main() -> None:
     m = load_vqvae(a.checkpoint)
     manifest = Manifest.load(training_corpus(m))
     ids = [s["id"] for s in m.speakers]
-    todo = pairs(manifest, ids, a.targets, a.test)
+    todo = pairs(manifest, ids, a.targets, a.test, a.val)
     by_target = defaultdict(list)
     for u, t in todo:
         by_target[t].append(u)
@@ -73,7 +141,9 @@ def main() -> None:
                             progress=False)
         conversions += [Conversion(str(c.source), t, str(c.output), u.speaker, u.id) for c, u in zip(done, utts)]
     align = pathlib.Path(manifest.source_root) / "alignments"
-    report = evaluate(m.model, conversions, manifest, align if align.is_dir() else None)
+    listener = Listener()  # shared: each source and its limit are heard once for both lists
+    report = evaluate(m.model, conversions, manifest, align if align.is_dir() else None, listener=listener)
+    resyntheses = []
     if a.reconstructions:  # the same sources decoded as their own speaker: the ceiling for "codes kept"
         own = [u for u in {u.id: u for u, _ in todo}.values() if u.speaker in ids]
         recon = []
@@ -82,8 +152,11 @@ def main() -> None:
             done, _ = convert(m, [manifest.root / u.path for u in utts], [spk], out / "reconstructions",
                               temperature=a.temperature, progress=False)
             recon += [Conversion(str(c.source), spk, str(c.output), spk, u.id) for c, u in zip(done, utts)]
-        r = evaluate(m.model, recon, manifest, None)["summary"]
+        rr = evaluate(m.model, recon, manifest, None, listener=listener)
+        r, resyntheses = rr["summary"], rr["items"]
         report["reconstructions"] = {k: r[k] for k in ("conversions", "code_agreement", "mel_distance")}
+    if listener.active:
+        report["listener"] = listener_groups(report["items"], resyntheses, set(ids))
     report["setup"] = {"checkpoint": str(m.path), "step": m.step, "temperature": a.temperature,
                        "pairs": len(conversions), "sources": len({c.source for c in conversions})}
     write_json(out / "evaluation.json", report)
@@ -94,7 +167,10 @@ def main() -> None:
         r = report["reconstructions"]
         print(f"reconstructions (each source decoded as its own speaker, {r['conversions']}): codes kept "
               f"{r['code_agreement']:.1%}, log-mel DTW distance {r['mel_distance']:.1f}")
-    print(json.dumps({k: report[k] for k in ("summary", "reconstructions", "setup") if k in report}))
+    if "listener" in report:
+        print(format_groups(report["listener"]))
+    keys = ("summary", "reconstructions", "listener", "setup")
+    print(json.dumps(json_safe({k: report[k] for k in keys if k in report})))
 
 
 if __name__ == "__main__":

@@ -61,16 +61,16 @@ def listener_table(s: dict, title: str = "what a listener hears") -> list[str]:
     return lines
 
 
-def _finite(x):
+def json_safe(x):
     """NaN → None, recursively: JSON has no NaN (json.dumps would write the non-standard `NaN`)."""
     if isinstance(x, float) and math.isnan(x):
         return None
     if isinstance(x, dict):
-        return {k: _finite(v) for k, v in x.items()}
+        return {k: json_safe(v) for k, v in x.items()}
     if isinstance(x, (list, tuple)):
-        return [_finite(v) for v in x]
+        return [json_safe(v) for v in x]
     return x
 
 
 def write_json(path: str | os.PathLike, report: dict) -> None:
-    write_text(path, json.dumps(_finite(report), indent=1, allow_nan=False) + "\n")
+    write_text(path, json.dumps(json_safe(report), indent=1, allow_nan=False) + "\n")
