@@ -6,6 +6,10 @@ score. It needs no reference, so it scores a conversion as a listener would: by 
 Through `speechmos` (the `eval` extra; it ships Microsoft's ONNX models). Its `dnsmos.run`
 keeps the two ONNX sessions in a module global once built, so they load once per process.
 DNSMOS works on 9.01-s windows at 16 kHz; shorter clips are repeated until they fill one.
+
+Measured on 20 flite sentences (2 shared CPU cores, 0.3–2 s per clip, ~1 s on average; the ONNX
+runtime's thread count made no difference): OVRL/SIG/BAK/P.808 2.98/3.22/4.04/3.49 clean,
+2.94/3.18/4.06/2.92 as 8 kHz µ-law copies, 1.78/3.18/1.70/2.38 in white noise at 5 dB SNR.
 """
 from __future__ import annotations
 
