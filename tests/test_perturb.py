@@ -55,3 +55,12 @@ def test_random_factors_follow_the_generator():
     wav = torch.stack([tone(200, 2048), tone(400, 2048)])
     out = perturb_batch(wav, [Fraction(1), Fraction(5, 4)])
     assert torch.equal(out[0], wav[0]) and peak_hz(out[1]) == pytest.approx(500, abs=8)
+
+
+def test_a_batch_shifted_by_shared_factors_equals_row_by_row():
+    g = torch.Generator().manual_seed(0)
+    wav = torch.randn(12, 2048, generator=g) * 0.1
+    factors = random_factors(6, 12, g)
+    factors[3] = factors[7] = Fraction(5, 4)  # at least one factor shared by two rows
+    rows = torch.stack([shift(row, f) for row, f in zip(wav, factors)])
+    torch.testing.assert_close(perturb_batch(wav, factors), rows, atol=1e-5, rtol=0)

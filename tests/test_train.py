@@ -89,3 +89,31 @@ def test_training_with_speaker_perturbation_feeds_the_encoder_a_shifted_copy(sma
     for wav, enc in train_calls:  # same shape and timing, not the same samples (most rows shifted)
         assert enc.shape == wav.shape
         assert sum(not torch.equal(a, b) for a, b in zip(wav, enc)) >= 1
+
+
+def _trainer(*overrides):
+    from audiovq.train import Trainer
+
+    cfg = load_config("vqvae", ["train.device=cpu", "train.steps=1000", "train.warmup=10", "train.min_lr=0.1",
+                                *overrides])
+    return Trainer(cfg.train, torch.nn.Linear(1, 1), kind="vqvae", config={}, extra={},
+                   next_batch=lambda g, part: None, scalars=lambda out: {})
+
+
+def test_cosine_time_follows_the_clock_or_the_steps_whichever_is_further():
+    t = _trainer("train.schedule=cosine_time", "train.minutes=10")
+    factor = t.schedule.lr_lambdas[0]
+    assert factor(5) == pytest.approx(0.6)             # warm-up as usual
+    assert factor(505) == pytest.approx(0.55)          # no time spent: by steps, half way
+    t.time_fraction = 0.505
+    assert factor(20) == pytest.approx(0.55, abs=0.005)  # the clock is further: half way
+    t.time_fraction = 1.2
+    assert factor(20) == pytest.approx(0.1)              # over budget: the floor
+    assert _trainer("train.schedule=cosine").schedule.lr_lambdas[0](20) > 0.99  # plain cosine ignores time
+
+
+def test_cosine_time_needs_a_time_budget():
+    from audiovq.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="train.minutes"):
+        _trainer("train.schedule=cosine_time")
