@@ -23,7 +23,7 @@ DEMO_SRC  ?= $(foreach n,001 002 003 004,data/embedded-12x60-seed0/corpus/wav48_
 DEMO_TARGETS ?= p225 p227
 PYTEST_ARGS ?=
 
-.PHONY: env demo test clean-env
+.PHONY: env flite demo test clean-env
 
 $(DEPS)/.installed:
 	@echo "== building the dependency environment in $(DEPS) (first time only: ~3 min, ~7 GB of wheels)"
@@ -45,7 +45,14 @@ $(VENV)/.ready: $(DEPS)/.installed setup.cfg
 	  chmod +x $(VENV)/bin/$${tool%%:*}; done
 	touch $@
 
-env: $(VENV)/.ready
+# flite (CMU) adds voices of real speakers to the embedded corpus; installed where we can (root
+# with apt). Without it the corpus is built from espeak voices alone (audiovq/data/flite.py).
+flite:
+	@command -v flite >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+	  && (apt-get install -y -q flite >/dev/null 2>&1 || (apt-get update -q >/dev/null && apt-get install -y -q flite >/dev/null)) \
+	  && echo "== installed flite"; } || echo "== note: flite is not installed (apt-get install flite); the embedded corpus will have espeak voices only"
+
+env: $(VENV)/.ready flite
 
 # The main job on the embedded corpus: builds + prepares it on first use (data/), trains the
 # tiny preset for DEMO_MINUTES (resuming if run again) to show the training pipeline at work,

@@ -6,7 +6,7 @@
     audiovq convert --src a.wav --speaker p225   speaker conversion
     audiovq encode IN.wav --out codes.npy        audio → codes
     audiovq decode codes.npy --speaker p225      codes → audio in a speaker's voice
-    audiovq sample --prior PATH --speaker p225   new speech from the prior over codes
+    audiovq sample --speaker p225 [--prior PATH]  new speech from the prior over codes
     audiovq analyze                       learned codes vs phone labels, with baselines
     audiovq evaluate DIR                  speaker similarity, content, WER and DNSMOS of conversions
     audiovq export CKPT OUT               slim checkpoint for sharing
@@ -294,7 +294,8 @@ def build_parser() -> argparse.ArgumentParser:
     sa = sub.add_parser("sample", help="sample new speech from a trained prior over codes",
                         description="Sample code sequences from the WaveNet prior (cached incremental, batched), "
                                     "then decode them with the VQ-VAE's decoder for the same speaker.")
-    sa.add_argument("--prior", required=True, metavar="PATH", help="prior checkpoint or run directory")
+    sa.add_argument("--prior", metavar="PATH", help="prior checkpoint or run directory (default: the shipped "
+                    "prior over the shipped demo model's codes, audiovq/assets/demo-prior.pt)")
     sa.add_argument("--speaker", required=True, metavar="ID", help="speaker to sample")
     sa.add_argument("--seconds", type=float, default=3.0, help="length of each sample (default 3)")
     sa.add_argument("-n", type=_positive, default=4, help="number of samples (default 4)")

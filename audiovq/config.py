@@ -108,6 +108,8 @@ class TrainConfig:
     threads: int = 0                # torch threads on CPU (0 = all cores of this process)
     log_every: int = 10
     val_every: int = 250
+    listen: bool = True             # speech: at each validation, log a resynthesis and a conversion (audio,
+                                    # spectrogram, and WER/DNSMOS with the eval extra) to TensorBoard
     ckpt_every: int = 250
     keep: int = 3
 

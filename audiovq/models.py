@@ -18,6 +18,7 @@ from .errors import AudioVQError, CheckpointError, ConfigError
 from .nn.vqvae import AudioVQVAE
 
 SHIPPED = pathlib.Path(__file__).resolve().parent / "assets" / "demo-vqvae.pt"
+SHIPPED_PRIOR = SHIPPED.with_name("demo-prior.pt")  # a prior over the shipped model's codes
 
 
 class LoadedVQVAE(NamedTuple):
@@ -42,6 +43,13 @@ def default_checkpoint() -> pathlib.Path:
         return SHIPPED
     raise CheckpointError(f"no checkpoint given and the shipped demo model {SHIPPED} is missing "
                           "(a damaged install?): pass --checkpoint PATH")
+
+
+def default_prior() -> pathlib.Path:
+    """The shipped prior over the shipped demo model's codes."""
+    if SHIPPED_PRIOR.is_file():
+        return SHIPPED_PRIOR
+    raise CheckpointError(f"no prior given and the shipped prior {SHIPPED_PRIOR} is missing: pass --prior PATH")
 
 
 POOL = "quantizer.pool"  # recent encoder outputs kept for codebook restarts: training state only

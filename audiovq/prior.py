@@ -126,7 +126,8 @@ def load_prior(path, device="cpu") -> LoadedPrior:
     """A trained prior and the VQ-VAE it models (named in its checkpoint)."""
     from . import checkpoint as ckpt_io
     from .errors import CheckpointError
-    path = pathlib.Path(path)
+    from .models import SHIPPED, default_prior
+    path = pathlib.Path(path) if path else default_prior()
     if path.is_dir() and ckpt_io.latest(path) is not None:
         path = ckpt_io.latest(path)
     ckpt = ckpt_io.load(path, kind="prior")
@@ -135,6 +136,8 @@ def load_prior(path, device="cpu") -> LoadedPrior:
     except AudioVQError as e:
         raise CheckpointError(f"{path}: {e}") from None
     vq_path = pathlib.Path(ckpt.extra.get("vqvae", ""))
+    if not vq_path.is_file() and SHIPPED.is_file() and file_digest(SHIPPED) == ckpt.extra.get("vqvae_digest"):
+        vq_path = SHIPPED  # a prior of the shipped model, trained where the package lived elsewhere
     if not vq_path.is_file():
         raise CheckpointError(f"{path}: its VQ-VAE checkpoint {vq_path} is gone; the prior cannot be decoded")
     if file_digest(vq_path) != ckpt.extra.get("vqvae_digest"):

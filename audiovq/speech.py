@@ -53,8 +53,20 @@ def train_vqvae(cfg) -> TrainResult:
     source = SegmentSource(manifest, "train", cfg.data.segment, ids, cfg.data.cache_gb * 1e9)
     val_batch = SegmentSource(manifest, "val", cfg.data.segment, ids, 0.2e9).fixed(cfg.data.val_segments)
 
+    listener = None
+    if cfg.train.listen and d.main:
+        from .listen import TrainingListener
+        listener = TrainingListener(manifest, ids, cfg.data.sample_rate)
+
     def check(m, step):
         result = validate(m, val_batch, d.device)
+        if listener is not None:  # hear it: audio, spectrogram and listener scores in TensorBoard
+            media = []
+            for clip in listener(m):
+                media += [(f"listen/{clip.name}", "audio", clip.audio, cfg.data.sample_rate),
+                          (f"listen/{clip.name}_mel", "image", clip.image, None)]
+                result.update({f"{clip.name}_{k}": v for k, v in clip.scores.items()})
+            result["media"] = media
         if "code_gap" in result and step >= 2 * cfg.train.val_every and result["code_gap"] < COLLAPSE_GAP:
             print(f"WARNING step {step}: the decoder is ignoring the codes (NLL with wrong codes "
                   f"{result['nll_wrong_codes']:.3f} vs right codes {result['nll']:.3f} nats)", flush=True)

@@ -309,6 +309,11 @@ class Trainer:
         self.model.eval()
         with torch.no_grad():
             result = self.validate_fn(self.model, self.step)
+        for tag, kind, data, rate in result.pop("media", []):  # what to hear and see
+            if kind == "audio":
+                writer.add_audio(tag, torch.as_tensor(data).reshape(1, -1), self.step, sample_rate=rate)
+            else:
+                writer.add_image(tag, data, self.step)
         for k, v in result.items():
             if torch.is_tensor(v):
                 writer.add_histogram(f"val/{k}", v, self.step)
