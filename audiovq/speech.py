@@ -54,7 +54,7 @@ def train_vqvae(cfg) -> TrainResult:
     val_batch = SegmentSource(manifest, "val", cfg.data.segment, ids, 0.2e9).fixed(cfg.data.val_segments)
 
     listener = None
-    if cfg.train.listen and d.main:
+    if cfg.train.listen and cfg.train.val_every and d.main:
         from .listen import TrainingListener
         listener = TrainingListener(manifest, ids, cfg.data.sample_rate)
 

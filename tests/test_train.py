@@ -16,7 +16,8 @@ SMALL = ["model.encoder.layers=6", "data.sample_rate=16000",  # the rate and hop
          "model.decoder.residual_channels=16", "model.decoder.gate_channels=32",
          "model.decoder.skip_channels=32", "model.decoder.layers_per_cycle=6", "model.decoder.cycles=1",
          "model.decoder.cond_channels=16", "model.decoder.speaker_dim=8", "data.segment=2048",
-         "train.batch_size=4", "train.lr=3e-3", "train.warmup=10", "train.log_every=5", "train.threads=2"]
+         "train.batch_size=4", "train.lr=3e-3", "train.warmup=10", "train.log_every=5", "train.threads=2",
+         "train.listen=false"]
 
 
 def cfg(corpus, run_dir, *extra):
@@ -117,3 +118,17 @@ def test_cosine_time_needs_a_time_budget():
 
     with pytest.raises(ConfigError, match="train.minutes"):
         _trainer("train.schedule=cosine_time")
+
+
+@pytest.mark.slow
+def test_validation_logs_what_the_model_sounds_like(small_corpus, tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    result = train_vqvae(cfg(small_corpus, tmp_path, "train.steps=2", "train.val_every=2", "train.listen=true"))
+    events = EventAccumulator(str(tmp_path / "tb"), size_guidance={"audio": 0, "images": 0}).Reload()
+    assert {"listen/reconstruction", "listen/conversion"} <= set(events.Tags()["audio"])
+    assert {"listen/reconstruction_mel", "listen/conversion_mel"} <= set(events.Tags()["images"])
+    clip = events.Audio("listen/conversion")[0]
+    assert clip.step == 2 and clip.sample_rate == 16000
+    pytest.importorskip("speechmos")
+    assert 1 <= result.validation["conversion_dnsmos_ovrl"] <= 5
