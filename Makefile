@@ -16,14 +16,27 @@ BIN       := $(VENV)/bin
 SITE      := $(shell $(PYTHON) -c 'import sys; print(f"lib/python{sys.version_info[0]}.{sys.version_info[1]}/site-packages")')
 DEMO_RUN  ?= runs/demo
 DEMO_MINUTES ?= 5
-# utterances of the held-out speaker of the embedded corpus (never seen in training)
-DEMO_SRC  ?= $(foreach n,001 002 003 004,data/embedded-12x60-seed0/corpus/wav48_silence_trimmed/p236/p236_$(n)_mic1.flac)
-# two voices clearly unlike the source's (p236: male, 118 Hz); same-gender conversions from an
-# unseen speaker are the demo model's weak case (docs/tiny-preset.md)
-DEMO_TARGETS ?= p225 p227
+# The demo converts utterances of voices the shipped model never heard. With flite: p255 (flite's
+# slt, an American woman's voice an ASR recognises) and p254 (an espeak voice, male), to a man's
+# voice from real recordings (flite's rms, p250) and an espeak woman's voice (p225). Without
+# flite the embedded corpus is espeak-only, and the same unseen espeak voice is its p248; the
+# analysis and the speaker references then come from that corpus (its p225-p247 are the same
+# voices reading the same sentences as in the corpus with flite).
+HAVE_FLITE := $(shell command -v flite 2>/dev/null)
+ifneq ($(HAVE_FLITE),)
+DEMO_DATA ?= data/embedded-24+flitex60-seed0
+DEMO_UTTS ?= p255_001 p255_002 p254_001 p254_002
+DEMO_TARGETS ?= p250 p225
+else
+DEMO_DATA ?= data/embedded-24x60-seed0
+DEMO_UTTS ?= p248_001 p248_002 p248_003 p248_004
+DEMO_TARGETS ?= p226 p225
+DEMO_WITH_DATA := --data $(DEMO_DATA)/prepared-8000
+endif
+DEMO_SRC  ?= $(foreach u,$(DEMO_UTTS),$(DEMO_DATA)/corpus/wav48_silence_trimmed/$(firstword $(subst _, ,$(u)))/$(u)_mic1.flac)
 PYTEST_ARGS ?=
 
-.PHONY: env flite demo test clean-env
+.PHONY: env flite demo demo-steps test clean-env
 
 $(DEPS)/.installed:
 	@echo "== building the dependency environment in $(DEPS) (first time only: ~3 min, ~7 GB of wheels)"
@@ -59,12 +72,15 @@ env: $(VENV)/.ready flite
 # then converts, analyses and evaluates with the shipped demo model (audiovq/assets/demo-vqvae.pt,
 # trained for hours: docs/tiny-preset.md), since minutes of CPU training do not convert yet.
 demo: env
+	@$(MAKE) --no-print-directory demo-steps  # a fresh make: HAVE_FLITE sees a flite that `env` just installed
+
+demo-steps:
 	$(PY) recipes/vctk/train.py train.run_dir=$(DEMO_RUN) train.minutes=$(DEMO_MINUTES)
 	$(BIN)/audiovq speakers
 	$(BIN)/audiovq convert $(addprefix --src ,$(DEMO_SRC)) $(addprefix --speaker ,$(DEMO_TARGETS)) --out $(DEMO_RUN)/converted
-	$(BIN)/audiovq analyze --split val -q --out $(DEMO_RUN)/analysis
-	$(BIN)/audiovq evaluate $(DEMO_RUN)/converted
-	@echo "== demo done: your $(DEMO_MINUTES)-minute model is in $(DEMO_RUN)/checkpoints/; the shipped model's conversions of a held-out speaker's utterances are in $(DEMO_RUN)/converted/, its code analysis in $(DEMO_RUN)/analysis/"
+	$(BIN)/audiovq analyze --split val -q --out $(DEMO_RUN)/analysis $(DEMO_WITH_DATA)
+	$(BIN)/audiovq evaluate $(DEMO_RUN)/converted $(DEMO_WITH_DATA)
+	@echo "== demo done: your $(DEMO_MINUTES)-minute model is in $(DEMO_RUN)/checkpoints/; the shipped model's conversions of unseen voices are in $(DEMO_RUN)/converted/, its code analysis in $(DEMO_RUN)/analysis/"
 
 # Every test, slow ones included (plain `pytest` runs the fast ones only).
 test: env

@@ -44,7 +44,7 @@ def run_guarded(fn: Callable, *args) -> None:
 def _corpus_synth(a: argparse.Namespace) -> None:
     from .data.synthetic import synthesize_corpus
     s = synthesize_corpus(a.out_dir, speakers=a.speakers, utterances=a.utterances, seed=a.seed,
-                          progress=not a.quiet)
+                          progress=not a.quiet, with_flite=a.flite)
     print(s)
 
 
@@ -107,7 +107,7 @@ def _convert(a: argparse.Namespace) -> None:
     m = load_vqvae(a.checkpoint, a.device)
     sources = expand_sources(a.src)
     out = pathlib.Path(a.out or "converted")
-    items, rtf = convert(m, sources, a.speaker, out, temperature=a.temperature, seed=a.seed,
+    items, rtf = convert(m, sources, a.speaker, out, temperature=_temperature(a, m), seed=a.seed,
                          fast=not a.slow, progress=not a.quiet)
     folder = out if out.suffix.lower() not in (".wav", ".flac", ".ogg") else out.parent
     listing = write_conversions(folder, items, m.path, _source_speakers(m, sources))
@@ -145,7 +145,7 @@ def _decode(a: argparse.Namespace) -> None:
     codes, meta = load_codes(a.codes, m.model.quantizer.num_codes)
     length = min(int(meta.get("num_samples") or codes.size * m.model.hop), codes.size * m.model.hop)
     res = generate(m.model, torch.from_numpy(codes)[None], torch.tensor([spk]), lengths=[length],
-                   temperature=a.temperature, seed=a.seed, fast=not a.slow)
+                   temperature=_temperature(a, m), seed=a.seed, fast=not a.slow)
     audio.save(a.out, res.audio[0], m.model.sample_rate)
     print(f"{a.codes} → {a.out} ({length / m.model.sample_rate:.1f} s as {a.speaker}, RTF {res.rtf:.2f})")
 
@@ -181,7 +181,8 @@ def _sample(a: argparse.Namespace) -> None:
     t = time.perf_counter()
     codes = sample_codes(p.prior, spk, steps, a.n, a.temperature, a.top_k, a.seed)
     t_codes = time.perf_counter() - t
-    res = generate(model, codes, torch.full((a.n,), spk), temperature=a.decoder_temperature, seed=a.seed,
+    temperature = p.vqvae.temperature if a.decoder_temperature is None else a.decoder_temperature
+    res = generate(model, codes, torch.full((a.n,), spk), temperature=temperature, seed=a.seed,
                    fast=not a.slow)
     meta = {"num_codes": model.quantizer.num_codes, "code_rate": model.code_rate, "sample_rate": model.sample_rate,
             "num_samples": steps * model.hop, "checkpoint": str(p.vqvae.path), "prior": str(p.path),
@@ -193,9 +194,14 @@ def _sample(a: argparse.Namespace) -> None:
           f"codes/s; audio: RTF {res.rtf:.2f})")
 
 
+def _temperature(a: argparse.Namespace, m) -> float:
+    """--temperature, else the one the model was exported with (1 if none)."""
+    return m.temperature if a.temperature is None else a.temperature
+
+
 def _export(a: argparse.Namespace) -> None:
     from .models import export
-    out = export(a.checkpoint, a.out)
+    out = export(a.checkpoint, a.out, a.temperature)
     print(f"{a.checkpoint} → {out} ({out.stat().st_size / 1e6:.1f} MB)")
 
 
@@ -219,7 +225,10 @@ def build_parser() -> argparse.ArgumentParser:
                         description="Synthesize English speech with libespeak-ng for several voices into a "
                                     "VCTK-0.92-shaped tree with phone alignments (alignments/*.TextGrid).")
     s.add_argument("out_dir", help="folder to create")
-    s.add_argument("--speakers", type=_positive, default=12, help="number of speakers (default 12)")
+    s.add_argument("--speakers", type=_positive, default=12, help="number of espeak speakers (default 12)")
+    s.add_argument("--flite", action="store_true",
+                   help="add 8 speakers from CMU flite's voices of real speakers (needs the flite program); "
+                        "the last espeak voice and flite's slt come last, to be held out")
     s.add_argument("--utterances", type=_positive, default=60, help="utterances per speaker (default 60)")
     s.add_argument("--seed", type=int, default=0, help="voices and sentence choice follow the seed (default 0)")
     s.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
@@ -301,18 +310,21 @@ def build_parser() -> argparse.ArgumentParser:
     sa.add_argument("-n", type=_positive, default=4, help="number of samples (default 4)")
     sa.add_argument("--temperature", type=float, default=1.0, help="prior sampling temperature (default 1)")
     sa.add_argument("--top-k", type=int, default=0, help="sample among the k likeliest codes (0 = all)")
-    sa.add_argument("--decoder-temperature", type=float, default=1.0, help="decoder sampling temperature")
+    sa.add_argument("--decoder-temperature", type=float, default=None,
+                    help="decoder sampling temperature (default: the model's, recorded at export, else 1)")
     sa.add_argument("--seed", type=int, default=0)
     sa.add_argument("--slow", action="store_true", help="plain PyTorch decoder instead of the fast CPU path")
     sa.add_argument("--device", default="cpu")
     sa.add_argument("--out", required=True, metavar="DIR", help="output folder")
     sa.set_defaults(func=_sample)
 
-    ex = sub.add_parser("export", help="slim copy of a VQ-VAE checkpoint for sharing",
+    ex = sub.add_parser("export", help="slim copy of a VQ-VAE or prior checkpoint for sharing",
                         description="Keep weights, config and speaker table; drop optimizer state and the "
                                     "quantizer's training reservoir.")
     ex.add_argument("checkpoint", metavar="CHECKPOINT")
     ex.add_argument("out", metavar="OUT")
+    ex.add_argument("--temperature", type=float, metavar="T",
+                    help="record the decoder sampling temperature to use by default (measured best)")
     ex.set_defaults(func=_export)
 
     an = sub.add_parser("analyze", help="score learned codes against phone alignments",
@@ -338,8 +350,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _generation_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--temperature", type=float, default=1.0,
-                   help="sampling temperature of the decoder (0 = argmax; default 1.0)")
+    p.add_argument("--temperature", type=float, default=None,
+                   help="sampling temperature of the decoder (0 = argmax; default: the model's, "
+                        "recorded at export, else 1)")
     p.add_argument("--seed", type=int, default=0, help="random seed of the sampling (default 0)")
     p.add_argument("--slow", action="store_true", help="use the plain PyTorch generator instead of the fast CPU path")
 

@@ -29,6 +29,11 @@ class LoadedVQVAE(NamedTuple):
     step: int
     extra: dict            # what the run recorded: corpus, code rate, …
 
+    @property
+    def temperature(self) -> float:
+        """The decoder sampling temperature recorded at export (default 1)."""
+        return float(self.extra.get("temperature", 1.0))
+
     def speaker_index(self, speaker_id: str) -> int:
         ids = [s["id"] for s in self.speakers]
         if speaker_id not in ids:
@@ -56,15 +61,25 @@ POOL = "quantizer.pool"  # recent encoder outputs kept for codebook restarts: tr
 # (the quantizer accepts an empty one when loading: see VectorQuantizer._load_from_state_dict)
 
 
-def export(path: str | os.PathLike, out: str | os.PathLike) -> pathlib.Path:
-    """A slim copy of a VQ-VAE checkpoint for sharing and inference: weights, config and
-    speaker table, without optimizer state and the quantizer's reservoir."""
-    ckpt = ckpt_io.load(path, kind="vqvae")
+def export(path: str | os.PathLike, out: str | os.PathLike, temperature: float | None = None) -> pathlib.Path:
+    """A slim copy of a speech VQ-VAE (or prior) checkpoint for sharing and inference: weights,
+    config and speaker table, without optimizer state and the quantizer's reservoir. `temperature`
+    records the decoder sampling temperature this model is best heard at (measured, e.g. by
+    tools/eval_conversions.py); commands use it when none is given."""
+    ckpt = ckpt_io.load(path)
+    if ckpt.kind not in ("vqvae", "prior"):
+        raise CheckpointError(f"{path}: a {ckpt.kind} checkpoint; export takes a speech VQ-VAE or its prior")
     state = dict(ckpt.model)
     if POOL in state:
         state[POOL] = state[POOL][:0].clone()
-    slim = ckpt_io.Checkpoint("vqvae", ckpt.config, state, ckpt.step, None,
-                              dict(ckpt.extra, exported_from=str(path)))
+    extra = dict(ckpt.extra, exported_from=str(path))
+    if temperature is not None:
+        if ckpt.kind != "vqvae":
+            raise ConfigError("--temperature is the decoder's: it applies to a VQ-VAE checkpoint")
+        if not 0 <= temperature <= 2:
+            raise ConfigError(f"temperature={temperature}: must be between 0 and 2")
+        extra["temperature"] = float(temperature)
+    slim = ckpt_io.Checkpoint(ckpt.kind, ckpt.config, state, ckpt.step, None, extra)
     return ckpt_io.save(out, slim)
 
 

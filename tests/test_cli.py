@@ -212,7 +212,7 @@ def test_commands_default_to_the_shipped_demo_model(files, capsys, tmp_path):
     code, out, err = run_cli(capsys, "speakers")
     assert code == 0, err
     assert "demo-vqvae.pt" in out.splitlines()[0]
-    assert [ln.split()[0] for ln in out.splitlines()[2:]] == [f"p{n}" for n in range(225, 236)]
+    assert [ln.split()[0] for ln in out.splitlines()[2:]] == [f"p{n}" for n in range(225, 254)]  # 29 training speakers
     code, out, err = run_cli(capsys, "encode", good, "--out", tmp_path / "c.npy")
     assert code == 0, err
     frames = sf.info(str(good)).frames  # 16 kHz file → the model's 8 kHz, hop 32
@@ -231,3 +231,21 @@ def test_a_missing_embedded_corpus_is_rebuilt_from_the_checkpoint_config(monkeyp
     m = SimpleNamespace(extra={"corpus": "gone"}, config=cfg, path=tmp_path / "m.pt")
     with pytest.raises(AudioVQError, match="pass --data"):
         training_corpus(m)
+
+
+def test_export_records_a_decoding_temperature_that_commands_use_by_default(files, capsys, tmp_path):
+    _, ckpt, good, _, _ = files
+    greedy = tmp_path / "greedy.pt"
+    assert run_cli(capsys, "export", ckpt, greedy, "--temperature", "0")[0] == 0
+    assert run_cli(capsys, "encode", good, "--checkpoint", greedy, "--out", tmp_path / "c.npy")[0] == 0
+    outs = {}
+    for name, extra in (("a", ["--seed", "1"]), ("b", ["--seed", "2"]), ("c", ["--seed", "2", "--temperature", "1"]),
+                        ("d", ["--seed", "3", "--temperature", "1"])):
+        code, _, err = run_cli(capsys, "decode", tmp_path / "c.npy", "--checkpoint", greedy, "--speaker", "p225",
+                               "--out", tmp_path / f"{name}.wav", *extra)
+        assert code == 0, err
+        outs[name] = sf.read(str(tmp_path / f"{name}.wav"))[0]
+    assert np.array_equal(outs["a"], outs["b"])      # the recorded temperature 0 (argmax) ignores the seed
+    assert not np.array_equal(outs["c"], outs["d"])  # an explicit --temperature 1 samples
+    code, _, err = run_cli(capsys, "export", ckpt, tmp_path / "bad.pt", "--temperature", "9")
+    assert code == 2 and "temperature" in err and not (tmp_path / "bad.pt").exists()

@@ -110,3 +110,27 @@ def test_incremental_prior_logits_equal_the_parallel_forward():
         for fast in (False, True):
             stepped = teacher_forced_logits(prior.wavenet, prior.inputs(codes), glob=glob, fast=fast)
             assert torch.allclose(stepped, parallel, atol=1e-4), fast
+
+
+def test_a_prior_of_the_shipped_model_finds_it_wherever_the_package_lives(tmp_path):
+    import pytest
+    from audiovq.codes import file_digest
+    from audiovq.config import to_dict
+    from audiovq.errors import CheckpointError
+    from audiovq.models import SHIPPED
+    from audiovq.prior import load_prior
+
+    cfg = load_config("prior", ["vqvae=/elsewhere/audiovq/assets/demo-vqvae.pt", "model.residual_channels=16",
+                                "model.gate_channels=32", "model.skip_channels=32", "model.layers_per_cycle=4",
+                                "model.cycles=1", "model.speaker_dim=4"])
+    prior = CodePrior(cfg.model, 128, 2)
+    extra = {"vqvae": "/elsewhere/audiovq/assets/demo-vqvae.pt", "vqvae_digest": file_digest(SHIPPED),
+             "num_codes": 128, "speakers": ["p225", "p226"]}
+    path = ckpt_io.save(tmp_path / "prior.pt", ckpt_io.Checkpoint("prior", to_dict(cfg), prior.state_dict(), 1,
+                                                                  None, extra))
+    assert load_prior(path).vqvae.path == SHIPPED  # the recorded path is gone; the digest matches the shipped model
+    extra["vqvae_digest"] = "0" * 16
+    other = ckpt_io.save(tmp_path / "other.pt", ckpt_io.Checkpoint("prior", to_dict(cfg), prior.state_dict(), 1,
+                                                                   None, extra))
+    with pytest.raises(CheckpointError, match="is gone"):
+        load_prior(other)

@@ -117,7 +117,7 @@ def format_groups(groups: dict) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--checkpoint", help="checkpoint or run dir (default: as the CLI)")
-    ap.add_argument("--temperature", type=float, default=1.0)
+    ap.add_argument("--temperature", type=float, default=None, help="decoder temperature (default: the model's)")
     ap.add_argument("--targets", type=int, default=2, help="target speakers per source")
     ap.add_argument("--test", type=int, default=5, help="utterances per held-out speaker")
     ap.add_argument("--val", type=int, help="only the first N held-out utterances of training speakers "
@@ -128,6 +128,8 @@ def main() -> None:
     a = ap.parse_args()
 
     m = load_vqvae(a.checkpoint)
+    if a.temperature is None:
+        a.temperature = m.temperature
     manifest = Manifest.load(training_corpus(m))
     ids = [s["id"] for s in m.speakers]
     todo = pairs(manifest, ids, a.targets, a.test, a.val)
