@@ -114,6 +114,23 @@ def format_groups(groups: dict) -> str:
     return "\n".join(lines)
 
 
+def speaker_shares(items: list[dict], manifest: Manifest, training: set[str]) -> dict:
+    """Share of conversions closer to the target (GE2E), by kind of pair: cross- and same-
+    gender (speaker-info genders), and sources from training speakers vs unseen speakers."""
+    gender = {s.id: s.gender for s in manifest.speakers}
+    kinds = {"cross-gender": lambda i: gender.get(i["source_speaker"]) != gender.get(i["target"]),
+             "same-gender": lambda i: gender.get(i["source_speaker"]) == gender.get(i["target"]),
+             "training-speaker sources": lambda i: i["source_speaker"] in training,
+             "unseen-speaker sources": lambda i: i["source_speaker"] not in training}
+    out = {}
+    for name, keep in kinds.items():
+        chosen = [i for i in items if keep(i)]
+        out[name] = {"pairs": len(chosen),
+                     "closer_to_target": sum(bool(i["closer_to_target"]) for i in chosen) / len(chosen)
+                     if chosen else float("nan")}
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--checkpoint", help="checkpoint or run dir (default: as the CLI)")
@@ -157,6 +174,7 @@ def main() -> None:
         rr = evaluate(m.model, recon, manifest, None, listener=listener)
         r, resyntheses = rr["summary"], rr["items"]
         report["reconstructions"] = {k: r[k] for k in ("conversions", "code_agreement", "mel_distance")}
+    report["by_pair"] = speaker_shares(report["items"], manifest, set(ids))
     if listener.active:
         report["listener"] = listener_groups(report["items"], resyntheses, set(ids))
     report["setup"] = {"checkpoint": str(m.path), "step": m.step, "temperature": a.temperature,
@@ -169,9 +187,11 @@ def main() -> None:
         r = report["reconstructions"]
         print(f"reconstructions (each source decoded as its own speaker, {r['conversions']}): codes kept "
               f"{r['code_agreement']:.1%}, log-mel DTW distance {r['mel_distance']:.1f}")
+    print("closer to the target, by kind of pair: " + "; ".join(
+        f"{k} {v['closer_to_target']:.0%} of {v['pairs']}" for k, v in report["by_pair"].items() if v["pairs"]))
     if "listener" in report:
         print(format_groups(report["listener"]))
-    keys = ("summary", "reconstructions", "listener", "setup")
+    keys = ("summary", "reconstructions", "by_pair", "listener", "setup")
     print(json.dumps(json_safe({k: report[k] for k in keys if k in report})))
 
 
