@@ -13,6 +13,7 @@ import math
 import os
 import pathlib
 import re
+import string
 from typing import Iterator, NamedTuple
 
 from ..atomic import atomic_path
@@ -196,3 +197,18 @@ def _tile(path: pathlib.Path, name: str, intervals: list[Interval], xmax: float)
     if t < xmax or not out:
         out.append(Interval(t, xmax, ""))
     return out
+
+
+class Word(NamedTuple):
+    start: int  # 0-based character index in the text
+    label: str  # lower case, surrounding punctuation removed
+
+
+def text_words(text: str) -> list[Word]:
+    """The words of a text as the words tier labels them (whitespace-separated tokens)."""
+    words = []
+    for m in re.finditer(r"\S+", text):
+        label = m.group().strip(string.punctuation).lower()
+        if label:
+            words.append(Word(m.start(), label))
+    return words
