@@ -249,3 +249,15 @@ def test_export_records_a_decoding_temperature_that_commands_use_by_default(file
     assert not np.array_equal(outs["c"], outs["d"])  # an explicit --temperature 1 samples
     code, _, err = run_cli(capsys, "export", ckpt, tmp_path / "bad.pt", "--temperature", "9")
     assert code == 2 and "temperature" in err and not (tmp_path / "bad.pt").exists()
+
+
+def test_sample_works_out_of_the_box_with_the_shipped_prior(capsys, tmp_path):
+    code, out, err = run_cli(capsys, "sample", "--speaker", "p250", "-n", "2", "--seconds", "0.5",
+                             "--out", tmp_path)
+    assert code == 0, err
+    files = sorted(tmp_path.glob("sample_p250_*.wav"))
+    assert len(files) == 2
+    a, b = (sf.read(str(f))[0] for f in files)
+    assert a.shape == b.shape == (4000,) and not np.array_equal(a, b)  # 0.5 s at 8 kHz, two different samples
+    codes = np.load(tmp_path / "sample_p250_00.codes.npy")
+    assert codes.shape == (125,) and codes.max() < 128  # 250 codes/s of the shipped model, K = 128
