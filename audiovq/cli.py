@@ -78,7 +78,7 @@ def _analyze(a: argparse.Namespace) -> None:
     out = a.out or (m.path.parent.parent / "analysis" if m.path.parent.name == "checkpoints" else "analysis")
     mapping = load_phone_mapping(a.phone_map) if a.phone_map else None
     r = analyze(m.model, manifest, align, split=a.split, out_dir=out, mapping=mapping,
-                keep_silence=not a.exclude_silence, mfcc=not a.no_mfcc, progress=not a.quiet,
+                keep_silence=not a.exclude_silence, mfcc=not a.no_mfcc, abx=not a.no_abx, progress=not a.quiet,
                 meta={"checkpoint": str(m.path), "step": m.step, "data": str(data), "alignments": str(align)})
     print(r.table)
     skipped = {k: v for k, v in r.problems.summary().items() if v}
@@ -342,7 +342,8 @@ def build_parser() -> argparse.ArgumentParser:
     an.add_argument("--out", metavar="DIR", help="report folder (default: <run>/analysis)")
     an.add_argument("--phone-map", metavar="FILE", help="two columns FROM TO folding phones (e.g. to 39 classes)")
     an.add_argument("--exclude-silence", action="store_true", help="drop silence frames instead of a sil class")
-    an.add_argument("--no-mfcc", action="store_true", help="skip the MFCC k-means baseline")
+    an.add_argument("--no-mfcc", action="store_true", help="skip the MFCC baselines")
+    an.add_argument("--no-abx", action="store_true", help="skip the triphone ABX error rates")
     an.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     an.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     an.set_defaults(func=_analyze)

@@ -29,7 +29,8 @@ model = AudioVQVAE(cfg.model, 2, 16000)
 def next_batch(g, part):
     wav = torch.sin(torch.rand(4, 1, generator=g) * 0.3 * torch.arange(256)) * torch.rand(4, 1, generator=g)
     speaker = torch.randint(2, (4,), generator=g)
-    return AudioBatch(wav[part], speaker[part])
+    noise = torch.randn(4, 256, generator=g)  # the decoder's input noise, drawn for the global batch
+    return AudioBatch(wav[part], speaker[part], None, noise[part])
 
 
 trainer = Trainer(cfg.train, model, kind="vqvae", config={}, extra={}, next_batch=next_batch,

@@ -223,7 +223,8 @@ def test_a_missing_embedded_corpus_is_rebuilt_from_the_checkpoint_config(monkeyp
     from types import SimpleNamespace
     from audiovq.models import training_corpus
     monkeypatch.chdir(tmp_path)
-    cfg = load_config("vqvae", ["data.embedded_speakers=2", "data.embedded_utterances=2", "data.sample_rate=8000"])
+    cfg = load_config("vqvae", ["data.embedded_speakers=2", "data.embedded_utterances=2", "data.sample_rate=8000",
+                                "data.embedded_flite=false"])
     m = SimpleNamespace(extra={"corpus": "gone/prepared-8000"}, config=cfg, path=tmp_path / "m.pt")
     manifest = Manifest.load(training_corpus(m))
     assert manifest.sample_rate == 8000 and len(manifest.utterances) == 4
@@ -261,3 +262,17 @@ def test_sample_works_out_of_the_box_with_the_shipped_prior(capsys, tmp_path):
     assert a.shape == b.shape == (4000,) and not np.array_equal(a, b)  # 0.5 s at 8 kHz, two different samples
     codes = np.load(tmp_path / "sample_p250_00.codes.npy")
     assert codes.shape == (125,) and codes.max() < 128  # 250 codes/s of the shipped model, K = 128
+
+
+def test_analyze_reports_abx_for_codes_z_e_mfcc_and_random(files, capsys, tmp_path):
+    _, ckpt, _, raw, prepared = files
+    code, out, err = run_cli(capsys, "analyze", "--checkpoint", ckpt, "--data", prepared, "--out", tmp_path / "an",
+                             "-q")
+    assert code == 0, err
+    methods = json.loads((tmp_path / "an" / "report.json").read_text())["methods"]
+    for name in ("learned codes", "z_e (continuous)", "MFCC (continuous)", "random"):
+        assert 0 <= methods[name]["abx_within"] <= 1 and methods[name]["abx_triplets"] > 0, name
+        assert f"{name}: ABX within" in out
+    assert abs(methods["random"]["abx_within"] - 0.5) < 0.15  # random codes: chance
+    assert methods["MFCC (continuous)"]["abx_within"] < 0.35   # real features separate phones
+    assert "ABXw%" in out.splitlines()[0]

@@ -74,12 +74,13 @@ def test_learning_rate_schedule():
 
 def test_training_with_speaker_perturbation_feeds_the_encoder_a_shifted_copy(small_corpus, tmp_path, monkeypatch):
     from audiovq.nn.vqvae import AudioVQVAE
-    seen = []
+    seen, noises = [], []
     forward = AudioVQVAE.forward
 
-    def spy(self, wav, speaker, encoder_wav=None):
+    def spy(self, wav, speaker, encoder_wav=None, decoder_noise=None):
         seen.append((wav.clone(), None if encoder_wav is None else encoder_wav.clone()))
-        return forward(self, wav, speaker, encoder_wav)
+        noises.append(decoder_noise)
+        return forward(self, wav, speaker, encoder_wav, decoder_noise)
 
     monkeypatch.setattr(AudioVQVAE, "forward", spy)
     result = train_vqvae(cfg(small_corpus, tmp_path, "train.steps=3", "train.val_every=0",
@@ -90,6 +91,9 @@ def test_training_with_speaker_perturbation_feeds_the_encoder_a_shifted_copy(sma
     for wav, enc in train_calls:  # same shape and timing, not the same samples (most rows shifted)
         assert enc.shape == wav.shape
         assert sum(not torch.equal(a, b) for a, b in zip(wav, enc)) >= 1
+    # the preset's input noise comes with the batch, drawn for the global batch of each step
+    drawn = [n for n in noises if n is not None]
+    assert len(drawn) == 3 and drawn[0].shape == train_calls[0][0].shape and not torch.equal(drawn[0], drawn[1])
 
 
 def _trainer(*overrides):

@@ -11,6 +11,7 @@ import pathlib
 from dataclasses import dataclass, field
 
 import numpy as np
+import torch
 
 from .. import audio
 from ..codes import encode_utterances
@@ -18,7 +19,7 @@ from ..data.alignments import read_textgrid
 from ..data.manifest import Manifest, Utterance
 from ..errors import AudioVQError
 from . import baselines, labels
-from .report import compare_methods, format_table, write_report
+from .report import LEARNED, RANDOM, compare_methods, format_table, write_report
 
 
 @dataclass
@@ -56,8 +57,10 @@ def find_textgrid(alignments: pathlib.Path, utt: Utterance) -> pathlib.Path | No
 def analyze(model, manifest: Manifest, alignments: str | os.PathLike, split: str = "all",
             out_dir: str | os.PathLike | None = None, mapping: dict | None = None,
             keep_silence: bool = True, tolerance: float = 0.1, mfcc: bool = True,
-            progress: bool = True, meta: dict | None = None) -> AnalysisResult:
-    """Score `model`'s codes of `split` ("train", "val", "test" or "all") against phone labels."""
+            progress: bool = True, meta: dict | None = None, abx: bool = True) -> AnalysisResult:
+    """Score `model`'s codes of `split` ("train", "val", "test" or "all") against phone labels;
+    `abx` adds triphone ABX error rates (within / across speakers) of the learned codes, the
+    encoder's continuous output z_e, MFCC and random codes (`analysis/abx.py`)."""
     alignments = pathlib.Path(alignments)
     if not alignments.is_dir():
         raise AudioVQError(f"{alignments}: no such alignments directory")
@@ -106,8 +109,45 @@ def analyze(model, manifest: Manifest, alignments: str | os.PathLike, split: str
     rows = compare_methods(np.concatenate(cols["codes"]), phones.ids, np.concatenate(cols["groups"]),
                            np.concatenate(cols["speakers"]), model.code_rate, K, phones.names,
                            mfcc=np.concatenate(cols["mfcc"]) if mfcc else None)
+    summary = ""
+    if abx:
+        summary = _add_abx(rows, model, kept, wavs, codes, grids, mfcc)
     info = dict(meta or {}, split=split, utterances=len(kept), frames=len(phones.ids),
                 frames_outside=outside, frames_silence=silence, keep_silence=keep_silence,
                 code_rate=model.code_rate, K=K, problems=problems.summary())
     files = write_report(out_dir, rows, info) if out_dir else []
-    return AnalysisResult(rows, format_table(rows), files, len(phones.ids), len(kept), problems, outside, silence)
+    return AnalysisResult(rows, format_table(rows) + summary, files, len(phones.ids), len(kept), problems,
+                          outside, silence)
+
+
+Z_E, MFCC_FEATURES = "z_e (continuous)", "MFCC (continuous)"
+
+
+@torch.no_grad()
+def _add_abx(rows: dict, model, utts: list[Utterance], wavs: list[np.ndarray], codes: list[np.ndarray],
+             grids: list, mfcc: bool, seed: int = 0) -> str:
+    """ABX rows: learned codes and random codes as codeword vectors (what the decoder sees),
+    z_e before quantization, MFCC; every utterance whole (silence only bounds contexts).
+    Returns the ZeroSpeech-style summary lines; adds abx_* keys to `rows` (new rows for the
+    continuous features)."""
+    from . import abx as abx_mod
+
+    lookup = lambda c: model.quantizer.lookup(torch.from_numpy(np.asarray(c, np.int64))[None])[0].T.numpy()
+    rng = np.random.default_rng(seed)
+    K = model.quantizer.num_codes
+    features = {LEARNED: [lookup(c) for c in codes],
+                Z_E: [model.encoder(torch.from_numpy(w)[None])[0].T.numpy() for w in wavs]}
+    if mfcc:
+        features[MFCC_FEATURES] = [baselines.mfcc_frames(w, model.sample_rate, model.code_rate, len(c))
+                                   for w, c in zip(wavs, codes)]
+    features[RANDOM] = [lookup(rng.integers(0, K, len(c))) for c in codes]
+    speakers, offsets = [u.speaker for u in utts], [u.trim_start for u in utts]
+    lines = []
+    for name, feats in features.items():
+        r = abx_mod.abx(feats, grids, speakers, model.code_rate, offsets=offsets, seed=seed)
+        row = rows.setdefault(name, {})
+        row.update(abx_within=r.within, abx_across=r.across, abx_triplets=r.triplets, abx_seconds=r.seconds)
+        if r.reason:
+            row["abx_note"] = r.reason
+        lines.append(f"{name}: {abx_mod.summary_line(r, row.get('bitrate'))}")
+    return "\n".join(lines) + "\n"

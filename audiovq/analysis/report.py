@@ -114,6 +114,7 @@ _COLUMNS = [
     ("entropy_bits", "H(bit)", "{:.2f}"), ("bitrate", "bit/s", "{:.0f}"),
     ("code_run_s", "run ms", "ms"), ("phone_run_s", "phone ms", "ms"),
     ("speaker_accuracy", "spk%", "{:.1%}"), ("speaker_chance", "spk chance%", "{:.1%}"),
+    ("abx_within", "ABXw%", "{:.1%}"), ("abx_across", "ABXa%", "{:.1%}"),
 ]
 
 

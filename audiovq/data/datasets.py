@@ -18,6 +18,7 @@ class AudioBatch(NamedTuple):
     wav: torch.Tensor      # (B, T) float32 in [-1, 1]
     speaker: torch.Tensor  # (B,) int64 index into the speaker table
     encoder_wav: torch.Tensor | None = None  # (B, T) what the encoder sees, when not `wav` (perturbation)
+    decoder_noise: torch.Tensor | None = None  # (B, T) N(0, 1) for the decoder's input noise, drawn per global batch
 
 
 class SegmentSource:

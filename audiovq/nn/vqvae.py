@@ -80,34 +80,39 @@ class AudioVQVAE(nn.Module):
         self.hop = self.encoder.hop
         self.code_rate = sample_rate / self.hop
 
-    def forward(self, wav: torch.Tensor, speaker: torch.Tensor,
-                encoder_wav: torch.Tensor | None = None) -> VQVAEOutput:
-        """`encoder_wav` (B, T): a perturbed copy for the encoder; the decoder still models `wav`."""
+    def forward(self, wav: torch.Tensor, speaker: torch.Tensor, encoder_wav: torch.Tensor | None = None,
+                decoder_noise: torch.Tensor | None = None) -> VQVAEOutput:
+        """`encoder_wav` (B, T): a perturbed copy for the encoder; the decoder still models `wav`.
+        `decoder_noise` (B, T): standard normal draws for the input noise (see `decoder_inputs`)."""
         vq = self.quantizer(self.encoder(wav if encoder_wav is None else encoder_wav))
-        nll, logits = self.reconstruction(wav, vq.quantized, speaker)
+        nll, logits = self.reconstruction(wav, vq.quantized, speaker, decoder_noise)
         return VQVAEOutput(nll + vq.loss, nll, vq, logits)
 
-    def reconstruction(self, wav: torch.Tensor, quantized: torch.Tensor, speaker: torch.Tensor):
+    def reconstruction(self, wav: torch.Tensor, quantized: torch.Tensor, speaker: torch.Tensor,
+                       decoder_noise: torch.Tensor | None = None):
         """Teacher-forced decoder NLL (nats per sample) of wav (B, T) given codewords
         (B, D, T / hop) and speakers (B,); returns (nll, logits (B, C_out, T))."""
         local, glob = self.conditioner(quantized), self.speakers(speaker)
         signal = preemphasis(wav, self.preemphasis)  # what the decoder models (emphasis.py)
-        logits = self.decoder(self.decoder_inputs(signal), local[..., : wav.shape[-1]], glob)
+        logits = self.decoder(self.decoder_inputs(signal, decoder_noise), local[..., : wav.shape[-1]], glob)
         target = mu_law_encode(signal, self.classes) if isinstance(self.output, Categorical) else signal.clamp(-1, 1)
         return self.output.nll(logits, target), logits
 
-    def decoder_inputs(self, signal: torch.Tensor) -> torch.Tensor:
+    def decoder_inputs(self, signal: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
         """µ-law bins of the previous sample of the (pre-emphasised) signal at each step:
         (B, T) int64, first = silence.
 
         In training, `input_noise` > 0 adds Gaussian noise of that many µ-law bins (rounded)
         to these inputs, never to the targets (LPCNet): at generation the network reads back
         its own samples, which are off by the sampling noise, and learns to recover from it.
+        `noise` (B, T) gives the standard normal draws (the recipe draws them for the global
+        batch, so several processes train as one would); without it they are drawn here.
         """
         q = mu_law_encode(signal, self.classes)
         if self.training and self.input_noise > 0:
-            noise = torch.randn(q.shape, device=q.device) * self.input_noise
-            q = (q + noise.round().long()).clamp_(0, self.classes - 1)
+            if noise is None:
+                noise = torch.randn(q.shape, device=q.device)
+            q = (q + (noise.to(q.device) * self.input_noise).round().long()).clamp_(0, self.classes - 1)
         return F.pad(q[:, :-1], (1, 0), value=self.silence_class)
 
     def to_waveform(self, values: torch.Tensor | np.ndarray) -> np.ndarray:
