@@ -231,3 +231,18 @@ def test_evaluate_reports_what_a_listener_hears(small_corpus, tmp_path):
     assert "WER" in table and "DNSMOS OVRL" in table
     write_json(tmp_path / "evaluation.json", report)
     assert "NaN" not in (tmp_path / "evaluation.json").read_text()
+
+
+def test_transcripts_come_from_the_manifest_a_side_file_or_the_vctk_layout(tmp_path):
+    from audiovq.evaluate.listener import transcript
+
+    wav = tmp_path / "vctk" / "wav48_silence_trimmed" / "p248" / "p248_003_mic1.flac"
+    wav.parent.mkdir(parents=True)
+    wav.write_bytes(b"")
+    (tmp_path / "vctk" / "txt" / "p248").mkdir(parents=True)
+    (tmp_path / "vctk" / "txt" / "p248" / "p248_003.txt").write_text("Please call Stella.\n")
+    assert transcript(str(wav), "p248_003", {"p248_003": "From the manifest."}) == "From the manifest."
+    assert transcript(str(wav), None, {}) == "Please call Stella."          # VCTK's txt/ tree
+    wav.with_suffix(".txt").write_text("Beside the file.")
+    assert transcript(str(wav), None, {}) == "Beside the file."            # a .txt beside wins over txt/
+    assert transcript(str(tmp_path / "elsewhere.wav"), None, {}) is None

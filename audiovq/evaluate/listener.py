@@ -107,12 +107,20 @@ class Listener:
 
 def transcript(source: str, utterance: str | None, texts: dict[str, str]) -> str | None:
     """The words said in a source: `texts[utterance]` (the manifest's text of a corpus
-    utterance), else `<stem>.txt` beside the file; None when neither exists (or is empty)."""
+    utterance), else `<stem>.txt` beside the file, else the VCTK layout's
+    `<root>/txt/<speaker>/<utterance>.txt` for a file under `<root>/<audio dir>/<speaker>/`;
+    None when none exists (or is empty)."""
+    from ..convert import utterance_id
+
     if utterance and texts.get(utterance, "").strip():
         return texts[utterance]
-    side = pathlib.Path(source).with_suffix(".txt")
-    if side.is_file():
-        return side.read_text(encoding="utf-8", errors="replace").strip() or None
+    path = pathlib.Path(source)
+    candidates = [path.with_suffix(".txt")]
+    if len(path.parents) >= 3:
+        candidates.append(path.parents[2] / "txt" / path.parent.name / f"{utterance_id(path)}.txt")
+    for side in candidates:
+        if side.is_file():
+            return side.read_text(encoding="utf-8", errors="replace").strip() or None
     return None
 
 
