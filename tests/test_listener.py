@@ -11,7 +11,6 @@ import sys
 
 import numpy as np
 import pytest
-import soundfile as sf
 
 from audiovq import audio
 from audiovq.evaluate import (Conversion, Heard, Listener, evaluate, format_report, summarize, transcript,
