@@ -70,11 +70,27 @@ def _analyze(a: argparse.Namespace) -> None:
     from .analysis.labels import load_phone_mapping
     from .analysis.pipeline import analyze
     from .data.manifest import Manifest
+    from .errors import AudioVQError
     from .models import load_vqvae, training_corpus
+    if a.audio and a.data:
+        raise AudioVQError("give --audio (a folder of audio) or --data (a prepared corpus), not both")
+    if a.audio and a.split != "all":
+        raise AudioVQError(f"--split {a.split} needs a prepared corpus (--data); an --audio folder has no splits")
     m = load_vqvae(a.checkpoint, a.device)
-    data = a.data or training_corpus(m)
-    manifest = Manifest.load(data)
-    align = a.alignments or pathlib.Path(manifest.source_root) / "alignments"
+    if a.audio:
+        from .data.folder import UNLABELLED, folder_manifest
+        data = a.audio
+        manifest = folder_manifest(a.audio, m.model.sample_rate)
+        align = a.alignments or a.audio
+        if not pathlib.Path(align).is_dir():
+            raise AudioVQError(f"{align}: no such alignments directory")
+        if [s.id for s in manifest.speakers] == [UNLABELLED]:
+            print(f"{a.audio}: flat folder, no speaker labels: speaker leakage and across-speaker ABX "
+                  "are not measurable (put each speaker's files in DIR/<speaker>/ to measure them)")
+    else:
+        data = a.data or training_corpus(m)
+        manifest = Manifest.load(data)
+        align = a.alignments or pathlib.Path(manifest.source_root) / "alignments"
     out = a.out or (m.path.parent.parent / "analysis" if m.path.parent.name == "checkpoints" else "analysis")
     mapping = load_phone_mapping(a.phone_map) if a.phone_map else None
     r = analyze(m.model, manifest, align, split=a.split, out_dir=out, mapping=mapping,
@@ -334,9 +350,14 @@ def build_parser() -> argparse.ArgumentParser:
                                     "beside MFCC k-means, random and majority baselines.")
     an.add_argument("--checkpoint", **ck)
     an.add_argument("--data", metavar="PREPARED", help="prepared corpus (default: the one the model was trained on)")
+    an.add_argument("--audio", metavar="DIR",
+                    help="instead of --data: any folder of .wav/.flac files (any sample rate, read in place), "
+                         "DIR/<speaker>/<utt>.wav (speaker = folder name) or flat DIR/<utt>.wav (no speaker "
+                         "labels); phone labels such as MFA's stress-marked ARPAbet are normalised (AH0 -> AH, "
+                         "spn/sil/empty -> sil)")
     an.add_argument("--alignments", metavar="DIR",
                     help="TextGrids as <DIR>/<speaker>/<utt>.TextGrid or <DIR>/<utt>.TextGrid "
-                         "(default: the corpus's alignments/)")
+                         "(default: the corpus's alignments/; with --audio, TextGrids beside the audio files)")
     an.add_argument("--split", default="all", choices=["all", "train", "val", "test"],
                     help="utterances to analyse (default all)")
     an.add_argument("--out", metavar="DIR", help="report folder (default: <run>/analysis)")
