@@ -8,12 +8,13 @@ import soundfile as sf
 import torch
 
 from audiovq import checkpoint as ckpt_io
-from audiovq.cli import main
 from audiovq.config import load_config, to_dict
 from audiovq.data.alignments import Interval, write_textgrid
 from audiovq.data.folder import UNLABELLED, folder_manifest
 from audiovq.errors import AudioVQError
 from audiovq.nn.vqvae import AudioVQVAE
+
+from test_cli import run_cli
 
 SMALL = ["model.encoder.layers=6", "data.sample_rate=16000", "data.embedded_flite=false",
          "model.encoder.channels=16", "model.quantizer.codebook_size=16", "model.quantizer.dim=8",
@@ -64,14 +65,6 @@ def ckpt(tmp_path_factory):
     speakers = [{"id": s, "gender": "", "age": None, "accent": "", "region": ""} for s in ("a", "b")]
     return ckpt_io.save(d / "model.pt", ckpt_io.Checkpoint("vqvae", to_dict(cfg), model.state_dict(), 1,
                                                            extra={"speakers": speakers}))
-
-
-def run_cli(capsys, *args):
-    with pytest.raises(SystemExit) as e:
-        main([str(a) for a in args])
-        raise SystemExit(0)
-    out = capsys.readouterr()
-    return e.value.code, out.out, out.err
 
 
 def test_manifest_per_speaker_folder(tmp_path):
