@@ -82,8 +82,6 @@ def _analyze(a: argparse.Namespace) -> None:
         data = a.audio
         manifest = folder_manifest(a.audio, m.model.sample_rate)
         align = a.alignments or a.audio
-        if not pathlib.Path(align).is_dir():
-            raise AudioVQError(f"{align}: no such alignments directory")
         if [s.id for s in manifest.speakers] == [UNLABELLED]:
             print(f"{a.audio}: flat folder, no speaker labels: speaker leakage and across-speaker ABX "
                   "are not measurable (put each speaker's files in DIR/<speaker>/ to measure them)")
@@ -123,7 +121,7 @@ def _convert(a: argparse.Namespace) -> None:
     m = load_vqvae(a.checkpoint, a.device)
     sources = expand_sources(a.src)
     out = pathlib.Path(a.out or "converted")
-    items, rtf = convert(m, sources, a.speaker, out, temperature=_temperature(a, m), seed=a.seed,
+    items, rtf = convert(m, sources, a.speaker, out, temperature=_temperature(a.temperature, m), seed=a.seed,
                          fast=not a.slow, progress=not a.quiet)
     folder = out if out.suffix.lower() not in (".wav", ".flac", ".ogg") else out.parent
     listing = write_conversions(folder, items, m.path, _source_speakers(m, sources))
@@ -161,7 +159,7 @@ def _decode(a: argparse.Namespace) -> None:
     codes, meta = load_codes(a.codes, m.model.quantizer.num_codes)
     length = min(int(meta.get("num_samples") or codes.size * m.model.hop), codes.size * m.model.hop)
     res = generate(m.model, torch.from_numpy(codes)[None], torch.tensor([spk]), lengths=[length],
-                   temperature=_temperature(a, m), seed=a.seed, fast=not a.slow)
+                   temperature=_temperature(a.temperature, m), seed=a.seed, fast=not a.slow)
     audio.save(a.out, res.audio[0], m.model.sample_rate)
     print(f"{a.codes} → {a.out} ({length / m.model.sample_rate:.1f} s as {a.speaker}, RTF {res.rtf:.2f})")
 
@@ -197,8 +195,8 @@ def _sample(a: argparse.Namespace) -> None:
     t = time.perf_counter()
     codes = sample_codes(p.prior, spk, steps, a.n, a.temperature, a.top_k, a.seed)
     t_codes = time.perf_counter() - t
-    temperature = p.vqvae.temperature if a.decoder_temperature is None else a.decoder_temperature
-    res = generate(model, codes, torch.full((a.n,), spk), temperature=temperature, seed=a.seed,
+    res = generate(model, codes, torch.full((a.n,), spk), temperature=_temperature(a.decoder_temperature, p.vqvae),
+                   seed=a.seed,
                    fast=not a.slow)
     meta = {"num_codes": model.quantizer.num_codes, "code_rate": model.code_rate, "sample_rate": model.sample_rate,
             "num_samples": steps * model.hop, "checkpoint": str(p.vqvae.path), "prior": str(p.path),
@@ -210,9 +208,9 @@ def _sample(a: argparse.Namespace) -> None:
           f"codes/s; audio: RTF {res.rtf:.2f})")
 
 
-def _temperature(a: argparse.Namespace, m) -> float:
-    """--temperature, else the one the model was exported with (1 if none)."""
-    return m.temperature if a.temperature is None else a.temperature
+def _temperature(given: float | None, m) -> float:
+    """The decoder temperature asked for, else the one the model was exported with (1 if none)."""
+    return m.temperature if given is None else given
 
 
 def _export(a: argparse.Namespace) -> None:

@@ -37,10 +37,16 @@ def file_digest(path: str | os.PathLike) -> str:
 
 
 @torch.no_grad()
-def encode_utterances(model, wavs: list[np.ndarray], batch_size: int = 8, progress: bool = True) -> list[np.ndarray]:
-    """Code indices (ceil(T_i / hop),) for each waveform (T_i,), batched by similar length."""
+def encode_utterances(model, wavs: list[np.ndarray], batch_size: int = 8, progress: bool = True,
+                      z_e: list | None = None) -> list[np.ndarray]:
+    """Code indices (ceil(T_i / hop),) for each waveform (T_i,), batched by similar length.
+
+    Given a list `z_e`, it is filled with each waveform's encoder output before quantization
+    (ceil(T_i / hop), D) from the same pass (one encoder pass over the whole batch, whose codes
+    equal `model.encode`'s windowed ones)."""
     order = np.argsort([w.size for w in wavs])
     codes: list[np.ndarray | None] = [None] * len(wavs)
+    continuous: list[np.ndarray | None] = [None] * len(wavs)
     device = next(model.parameters()).device
     bar = tqdm(total=len(wavs), desc="encoding", unit="utt", disable=not progress)
     for start in range(0, len(order), batch_size):
@@ -51,11 +57,21 @@ def encode_utterances(model, wavs: list[np.ndarray], batch_size: int = 8, progre
             batch = np.zeros((len(idx), max(wavs[i].size for i in idx)), np.float32)
             for row, i in enumerate(idx):
                 batch[row, : wavs[i].size] = wavs[i]
-        ind = model.encode(torch.from_numpy(batch).to(device)).cpu().numpy()
+        x = torch.from_numpy(batch).to(device)
+        if z_e is None:
+            ind = model.encode(x).cpu().numpy()
+        else:
+            z = model.encoder(torch.nn.functional.pad(x, (0, (-x.shape[-1]) % model.hop)))
+            ind = model.quantizer(z).indices.cpu().numpy()
+            z = z.transpose(1, 2).cpu().numpy()
         for row, i in enumerate(idx):
             codes[i] = ind[row, : -(-wavs[i].size // model.hop)]
+            if z_e is not None:
+                continuous[i] = z[row, : codes[i].size]
         bar.update(len(idx))
     bar.close()
+    if z_e is not None:
+        z_e[:] = continuous
     return codes
 
 

@@ -19,7 +19,7 @@ def embedded_paths(speakers: int, utterances: int, seed: int, sample_rate: int,
     return name / "corpus", name / f"prepared-{sample_rate}"
 
 
-def embedded_with_flite(data, quiet: bool = False) -> bool:
+def embedded_with_flite(data) -> bool:
     """Whether the embedded corpus of a `data` config gets flite's voices: asked for
     (`data.embedded_flite`) and the flite program installed. Without flite the corpus is
     espeak-only, in a folder of its own name, and as deterministic."""
@@ -29,9 +29,8 @@ def embedded_with_flite(data, quiet: bool = False) -> bool:
         return False
     if flite.available():
         return True
-    if not quiet:
-        print("note: flite is not installed, so the embedded corpus has espeak voices only "
-              "(apt-get install flite adds voices of real speakers)", flush=True)
+    print("note: flite is not installed, so the embedded corpus has espeak voices only "
+          "(apt-get install flite adds voices of real speakers)", flush=True)
     return False
 
 

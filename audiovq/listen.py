@@ -37,8 +37,8 @@ def log_mel_image(wav: np.ndarray, sample_rate: int, mels: int = 64) -> np.ndarr
 
 
 class TrainingListener:
-    """Picks the first held-out utterance of the first training speaker (all utterances if
-    none is held out) and a conversion target of the other gender where there is one."""
+    """Picks the first held-out utterance of a training speaker (the first utterance if none
+    is held out) and a conversion target of the other gender where there is one."""
 
     def __init__(self, manifest: Manifest, speaker_ids: list[str], sample_rate: int):
         from . import audio
@@ -55,13 +55,9 @@ class TrainingListener:
         others = [i for i, s in enumerate(speaker_ids) if i != own]
         unlike = [i for i in others if genders.get(speaker_ids[i]) != genders.get(self.utterance.speaker)]
         self.speakers = {"reconstruction": own, "conversion": (unlike or others or [own])[0]}
-        self.listener = None
-        try:
-            from .evaluate.listener import Listener
-            listener = Listener()
-            self.listener = listener if listener.active else None
-        except ImportError:
-            pass
+        from .evaluate.listener import Listener
+        listener = Listener()  # without the eval extra: inactive, and clips carry no scores
+        self.listener = listener if listener.active else None
 
     @torch.no_grad()
     def __call__(self, model) -> list[Clip]:

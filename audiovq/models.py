@@ -112,9 +112,9 @@ def training_corpus(m: LoadedVQVAE) -> str:
     if corpus and pathlib.Path(corpus, "manifest.json").is_file():
         return corpus
     if m.config.data.root is None:
-        from .corpus import embedded_with_flite, ensure_prepared
-        if m.config.data.embedded_flite and not embedded_with_flite(m.config.data, quiet=True) \
-                and "+flite" in str(corpus):
+        from .corpus import ensure_prepared
+        from .data import flite
+        if "+flite" in str(corpus) and not flite.available():
             raise AudioVQError(f"{m.path}: its corpus has flite voices; install flite (apt-get install flite) "
                                "to rebuild it, or pass --data PREPARED_DIR")
         return str(ensure_prepared(m.config.data).root)

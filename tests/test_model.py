@@ -132,3 +132,22 @@ def test_slim_export_loads_to_the_same_model(tmp_path):
     wav = torch.randn(1, 1024) * 0.3
     assert torch.equal(a.model.encode(wav), b.model.encode(wav))
     assert b.step == 5 and b.speakers == a.speakers
+
+
+def test_encoding_with_z_e_gives_the_same_codes_and_the_encoder_output():
+    from audiovq.codes import encode_utterances
+
+    torch.manual_seed(0)
+    cfg = small_cfg()
+    model = AudioVQVAE(cfg.model, 2, 16000).eval()
+    rng = torch.Generator().manual_seed(1)
+    wavs = [(0.1 * torch.randn(n, generator=rng)).numpy() for n in (1000, 40_000, 70_001, 5_000)]
+    plain = encode_utterances(model, wavs, batch_size=2, progress=False)  # windowed above 32k samples
+    z_e: list = []
+    with_z = encode_utterances(model, wavs, batch_size=2, progress=False, z_e=z_e)
+    for a, b, z, w in zip(plain, with_z, z_e, wavs):
+        assert (a == b).all() and z.shape == (a.size, 8)
+        with torch.no_grad():  # z_e of the utterance alone, unpadded by other batch rows
+            alone = model.encoder(torch.nn.functional.pad(torch.from_numpy(w)[None], (0, (-w.size) % 64)))[0].T
+        assert torch.equal(model.quantizer(alone.T[None]).indices[0], torch.from_numpy(a))
+        torch.testing.assert_close(torch.from_numpy(z[:-4]), alone[:-4], atol=1e-5, rtol=1e-4)  # batch padding

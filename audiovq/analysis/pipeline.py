@@ -87,7 +87,8 @@ def analyze(model, manifest: Manifest, alignments: str | os.PathLike, split: str
                            f"utterances ({problems.summary()})")
 
     wavs = [audio.load(manifest.audio_path(u), model.sample_rate) for u in kept]
-    codes = encode_utterances(model, wavs, progress=progress)
+    z_e: list[np.ndarray] = []  # the encoder's output before quantization, for the ABX row
+    codes = encode_utterances(model, wavs, progress=progress, z_e=z_e if abx else None)
     cols = {"codes": [], "phones": [], "groups": [], "speakers": [], "mfcc": []}
     outside = silence = 0
     for g, (u, c, grid, w) in enumerate(zip(kept, codes, grids, wavs)):
@@ -111,7 +112,7 @@ def analyze(model, manifest: Manifest, alignments: str | os.PathLike, split: str
                            mfcc=np.concatenate(cols["mfcc"]) if mfcc else None)
     summary = ""
     if abx:
-        summary = _add_abx(rows, model, kept, wavs, codes, grids, mfcc)
+        summary = _add_abx(rows, model, kept, wavs, codes, z_e, grids, mfcc)
     info = dict(meta or {}, split=split, utterances=len(kept), frames=len(phones.ids),
                 frames_outside=outside, frames_silence=silence, keep_silence=keep_silence,
                 code_rate=model.code_rate, K=K, problems=problems.summary())
@@ -125,7 +126,7 @@ Z_E, MFCC_FEATURES = "z_e (continuous)", "MFCC (continuous)"
 
 @torch.no_grad()
 def _add_abx(rows: dict, model, utts: list[Utterance], wavs: list[np.ndarray], codes: list[np.ndarray],
-             grids: list, mfcc: bool, seed: int = 0) -> str:
+             z_e: list[np.ndarray], grids: list, mfcc: bool, seed: int = 0) -> str:
     """ABX rows: learned codes and random codes as codeword vectors (what the decoder sees),
     z_e before quantization, MFCC; every utterance whole (silence only bounds contexts).
     Returns the ZeroSpeech-style summary lines; adds abx_* keys to `rows` (new rows for the
@@ -136,7 +137,7 @@ def _add_abx(rows: dict, model, utts: list[Utterance], wavs: list[np.ndarray], c
     rng = np.random.default_rng(seed)
     K = model.quantizer.num_codes
     features = {LEARNED: [lookup(c) for c in codes],
-                Z_E: [model.encoder(torch.from_numpy(w)[None])[0].T.numpy() for w in wavs]}
+                Z_E: z_e}
     if mfcc:
         features[MFCC_FEATURES] = [baselines.mfcc_frames(w, model.sample_rate, model.code_rate, len(c))
                                    for w, c in zip(wavs, codes)]

@@ -263,10 +263,11 @@ def align_flite(text: str, synthesis: "flite.FliteSynthesis", lead: int = 0) -> 
             phones.append((a, b, label))
     total = n * up / SAMPLE_RATE
     if phones and phones[-1][1] < total:  # flite's last phone ends before its last sample
-        a, _, label = phones[-1]
-        phones[-1] = (a, total, label) if label == SIL else phones[-1]
-        if phones[-1][1] < total:
-            phones.append((phones[-1][1], total, SIL))
+        a, end, label = phones[-1]
+        if label == SIL:
+            phones[-1] = (a, total, SIL)
+        else:
+            phones.append((end, total, SIL))
     voiced = [p for p in phones if p[2] != SIL]
     words = text_words(text)
     spans = [(voiced[i][0], voiced[j - 1][1], w.label)

@@ -118,8 +118,7 @@ class AudioVQVAE(nn.Module):
     def to_waveform(self, values: torch.Tensor | np.ndarray) -> np.ndarray:
         """Generated values (T,) (µ-law bins, or amplitudes for the mixture output) → the
         waveform (T,) float32: decoded, then de-emphasised."""
-        wav = self.output.to_waveform(values) if isinstance(self.output, Categorical) else values
-        wav = np.asarray(wav, dtype=np.float32)
+        wav = np.asarray(self.output.to_waveform(values), dtype=np.float32)
         return np.clip(deemphasis(wav, self.preemphasis), -1.0, 1.0)
 
     def representation_limit(self, wav: np.ndarray) -> np.ndarray:
