@@ -72,6 +72,8 @@ class Listener:
 
     def __call__(self, wav: np.ndarray, sample_rate: int, text: str | None) -> Heard:
         """Hear wav (T,) at sample_rate; WER against `text` when given."""
+        from .asr import SAMPLE_RATE  # the recogniser's and DNSMOS's rate: resample once for both
+        wav, sample_rate = audio.resample(np.asarray(wav, np.float32), sample_rate, SAMPLE_RATE), SAMPLE_RATE
         h = Heard()
         if self.recognizer is not None and text and text.strip():
             r = self.recognizer(wav, sample_rate, text)
