@@ -8,6 +8,7 @@ import pathlib
 
 from .data.manifest import FILENAME, Manifest
 from .errors import AudioVQError
+from .filelock import build_once
 
 DATA_HOME = pathlib.Path(os.environ.get("AUDIOVQ_DATA", "data"))
 
@@ -35,8 +36,15 @@ def embedded_with_flite(data) -> bool:
 
 
 def ensure_prepared(data, progress: bool = True) -> Manifest:
-    """The prepared manifest for a `data` config section, synthesizing/preparing as needed."""
+    """The prepared manifest for a `data` config section, synthesizing/preparing as needed.
+
+    Safe to call from every torchrun rank, or from runs sharing a data folder: one process
+    builds each folder while the others wait (saying so once when `progress`), then read it.
+    Under torchrun only each node's local rank 0 builds (nodes may not share the folder).
+    """
     from .data.vctk import prepare
+
+    builder = int(os.environ.get("LOCAL_RANK", "0")) == 0
 
     if data.root is None:
         from .data.synthetic import heldout_speakers, synthesize_corpus
@@ -47,10 +55,14 @@ def ensure_prepared(data, progress: bool = True) -> Manifest:
                                           data.sample_rate, with_flite)
         if data.prepared:
             prepared = pathlib.Path(data.prepared)
-        if not (corpus / "speaker-info.txt").is_file():
+
+        def synthesize() -> None:
             print(f"building the embedded corpus in {corpus} …", flush=True)
             synthesize_corpus(corpus, speakers=data.embedded_speakers, utterances=data.embedded_utterances,
                               seed=data.embedded_seed, progress=progress, with_flite=with_flite)
+
+        # speaker-info.txt is written last, so a corpus a killed run left half-made is rebuilt
+        build_once(corpus, (corpus / "speaker-info.txt").is_file, synthesize, progress, builder)
     else:
         heldout = None
         corpus = pathlib.Path(data.root)
@@ -58,13 +70,16 @@ def ensure_prepared(data, progress: bool = True) -> Manifest:
             raise AudioVQError(f"data.root={data.root}: no such directory")
         prepared = pathlib.Path(data.prepared) if data.prepared else (
             DATA_HOME / "prepared" / f"{corpus.resolve().name}-{data.sample_rate}")
-    if (prepared / FILENAME).is_file():
-        manifest = Manifest.load(prepared)
-        if manifest.sample_rate == data.sample_rate:
-            return manifest
+
+    def prepare_corpus() -> None:
+        print(f"preparing {corpus} → {prepared} at {data.sample_rate} Hz …", flush=True)
+        prepare(corpus, prepared, sample_rate=data.sample_rate, mic=data.mic, progress=progress,
+                heldout_speakers=heldout)
+
+    # the manifest is written last, so a half-prepared folder is resumed, never read
+    build_once(prepared, (prepared / FILENAME).is_file, prepare_corpus, progress, builder)
+    manifest = Manifest.load(prepared)
+    if manifest.sample_rate != data.sample_rate:
         raise AudioVQError(f"{prepared}: prepared at {manifest.sample_rate} Hz but data.sample_rate="
                            f"{data.sample_rate}; set data.prepared to another folder")
-    print(f"preparing {corpus} → {prepared} at {data.sample_rate} Hz …", flush=True)
-    prepare(corpus, prepared, sample_rate=data.sample_rate, mic=data.mic, progress=progress,
-            heldout_speakers=heldout)
-    return Manifest.load(prepared)
+    return manifest
