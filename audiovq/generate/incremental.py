@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from ..nn.wavenet import WaveNet
+from .cuda_graph import StaticSteps, wanted
 from .sampling import SamplerSpec, sample
 from .weights import history_sizes, stack_weights
 
@@ -41,17 +42,30 @@ class TorchStack:
         self.dilations = [layer.dilation for layer in wavenet.layers]
         R = self.w.embed.shape[1]
         self.rings = [self.w.embed.new_zeros(batch, size, R) for size in self.sizes]
+        # Ring slots of the K taps of step t, per layer: row t mod `period` of a (period, K)
+        # table on the device (every size divides the period). Indexing by a device tensor
+        # lets a CUDA graph of one step serve every t (cuda_graph.py).
+        self.period = max(self.sizes)
+        K, device = self.kernel, self.w.embed.device
+        back = torch.arange(K - 1, -1, -1)  # steps back of tap k (the last tap is step t)
+        self.taps = [((torch.arange(self.period)[:, None] - back * d) % size).to(device)
+                     for size, d in zip(self.sizes, self.dilations)]
 
     def step(self, t: int, inputs: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         """Step t: input classes (B,) int64 and gate conditioning (B, L, G) → logits (B, O)."""
-        w, K = self.w, self.kernel
+        return self.step_at([table[t % self.period] for table in self.taps], inputs, cond)
+
+    def step_at(self, slots: list[torch.Tensor], inputs: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        """One step given each layer's ring slots of its taps (K,) int64 (`taps` rows, the
+        last one the slot of this step): inputs (B,) int64, cond (B, L, G) → logits (B, O)."""
+        w = self.w
         half = math.sqrt(0.5)
         x = w.embed[inputs]  # (B, R)
         hs = []
         last = len(self.rings) - 1
-        for l, (ring, size, d) in enumerate(zip(self.rings, self.sizes, self.dilations)):
-            ring[:, t % size] = x
-            taps = ring[:, [(t - (K - 1 - k) * d) % size for k in range(K)]].flatten(1)  # (B, K·R)
+        for l, (ring, slot) in enumerate(zip(self.rings, slots)):
+            ring.index_copy_(1, slot[-1:], x.unsqueeze(1))
+            taps = ring.index_select(1, slot).flatten(1)  # (B, K·R), oldest first
             pre = torch.addmm(cond[:, l], taps, w.conv[l].T)
             a, b = pre.chunk(2, dim=-1)
             h = torch.tanh(a) * torch.sigmoid(b)
@@ -67,10 +81,11 @@ class TorchPath:
     """Generation (or teacher forcing) over chunks of steps with `TorchStack`."""
 
     def __init__(self, wavenet: WaveNet, lengths: list[int], spec: SamplerSpec, first_input: int,
-                 forced: torch.Tensor | None = None, keep_logits: bool = False):
-        B, T = len(lengths), max(lengths)
+                 forced: torch.Tensor | None = None, keep_logits: bool = False, window: int | None = None):
+        # outputs of a window of steps base … base + T − 1 (default all steps)
+        B, T = len(lengths), window or max(lengths)
         self.stack = TorchStack(wavenet, B)
-        self.spec, self.lengths = spec, lengths
+        self.spec, self.lengths, self.base = spec, lengths, 0
         device = self.stack.w.embed.device
         self.forced = None if forced is None else forced.to(device)
         self.prev = torch.full((B,), int(first_input), dtype=torch.int64, device=device)
@@ -78,6 +93,9 @@ class TorchPath:
         self.values = torch.zeros(B, T, dtype=torch.float32, device=device)
         O = self.stack.w.head2.shape[0]
         self.logits = torch.zeros(B, T, O, device=device) if keep_logits else None
+        # on CUDA: one step captured in a CUDA graph, replayed per step (cuda_graph.py)
+        self.static = (StaticSteps(self.stack, spec, first_input, forced is not None, keep_logits)
+                       if wanted(device) else None)
 
     @torch.no_grad()
     def run(self, t0: int, n: int, cond, chunk: int, uniforms: torch.Tensor) -> None:
@@ -92,21 +110,36 @@ class TorchPath:
             self._steps(t0, n, rows, hold, uniforms)
 
     def _steps(self, t0: int, n: int, rows: torch.Tensor, hold: int, uniforms: torch.Tensor) -> None:
+        if self.static is not None:
+            forced = None if self.forced is None else self.forced[:, t0:t0 + n]
+            out = self.static.run(t0, n, rows, hold, uniforms, forced)
+            w0 = t0 - self.base
+            self.classes[:, w0:w0 + n], self.values[:, w0:w0 + n] = out.classes, out.values
+            if self.logits is not None:
+                self.logits[:, w0:w0 + n] = out.logits
+            return
         for j in range(n):
             t = t0 + j
             inputs = self.prev if self.forced is None else self.forced[:, t]
             logits = self.stack.step(t, inputs, rows[:, j // hold])
             if self.logits is not None:
-                self.logits[:, t] = logits
+                self.logits[:, t - self.base] = logits
             if self.forced is None:
                 self.prev, values = sample(self.spec, logits, uniforms[:, j])
-                self.classes[:, t] = self.prev
-                self.values[:, t] = values
+                self.classes[:, t - self.base] = self.prev
+                self.values[:, t - self.base] = values
 
     def results(self):
         """(classes, values, logits or None) as numpy: (B, T) int64, (B, T) float32, (B, T, O)."""
         logits = None if self.logits is None else self.logits.cpu().numpy()
         return self.classes.cpu().numpy(), self.values.cpu().numpy(), logits
+
+    def block(self, n: int):
+        """`results` of the window's first n steps (on the CPU: views, overwritten by the next
+        `run`); the next window starts n steps later."""
+        classes, values, logits = self.results()
+        self.base += n
+        return classes[:, :n], values[:, :n], (None if logits is None else logits[:, :n])
 
     def close(self) -> None:
         pass
