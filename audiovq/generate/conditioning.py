@@ -57,8 +57,9 @@ class UpsampledCodes:
 
     SPAN = 32  # frames upsampled together: the (C, C · hop) weight is read once per span
 
-    def __init__(self, conditioner: Conditioner, context: torch.Tensor):
+    def __init__(self, conditioner: Conditioner, context: torch.Tensor | None):
         self.conditioner, self.context = conditioner, context
+        self.batch = None if context is None else context.shape[0]
         self.hop = conditioner.hop
         self.hold = 1 if conditioner.upsample is not None else self.hop
         # item → {span index: (C_out, SPAN · hop)}, the last two spans only; per item, as
@@ -71,7 +72,7 @@ class UpsampledCodes:
             up = self.conditioner.upsample
             # kernel = stride = hop: output sample f·hop + j depends on frame f only, so
             # frames can be upsampled on their own, item by item: (C_in, n) → (C_out, n · hop)
-            h = _fit(self.context[b, :, k * self.SPAN:(k + 1) * self.SPAN], self.SPAN)
+            h = self.frames([b], k * self.SPAN, (k + 1) * self.SPAN)[0]
             out = (h.T @ up.weight.flatten(1)).view(self.SPAN, -1, self.hop)
             for old in [kk for kk in spans if kk < k - 1]:
                 del spans[old]
@@ -80,13 +81,60 @@ class UpsampledCodes:
 
     def blocks(self, b0: int, b1: int, items: list[int]) -> torch.Tensor:
         if self.conditioner.upsample is None:  # repeat: one block per code frame
-            return _fit(self.context[items, :, b0:b1], b1 - b0)
+            return self.frames(items, b0, b1)
         width = self.SPAN * self.hop
         out = []
         for b in items:
             spans = [self._span(b, k) for k in range(b0 // width, -(-b1 // width))]
             cat = spans[0] if len(spans) == 1 else torch.cat(spans, -1)
             out.append(cat[:, b0 - (b0 // width) * width:][:, :b1 - b0])
+        return torch.stack(out)
+
+    def frames(self, items: list[int], f0: int, f1: int) -> torch.Tensor:
+        """Context of frames f0 … f1 − 1 of the given items (len(items), C, f1 − f0), zero past the end."""
+        return _fit(self.context[items, :, f0:f1], f1 - f0)
+
+
+class WindowedCodes(UpsampledCodes):
+    """`UpsampledCodes` whose context is computed from the codes a window of frames at a time,
+    with a margin of real frames wider than the context convolutions' reach, so that the
+    (B, D, F) codewords and (B, C, F) context of a long file never exist whole. Each item's
+    context is that of its own first `frames[b]` frames (zero beyond), as in `codes_context`.
+    """
+
+    WINDOW = 1024  # frames per window (a multiple of SPAN)
+
+    def __init__(self, conditioner: Conditioner, quantizer, indices: torch.Tensor, frames: list[int]):
+        super().__init__(conditioner, None)
+        self.quantizer, self.indices, self.lengths = quantizer, indices, frames
+        self.batch = indices.shape[0]
+        # frames each side that an output frame of the context convolutions depends on
+        convs = [m for m in conditioner.context.modules() if isinstance(m, torch.nn.Conv1d)]
+        self.reach, self.last = sum(m.padding[0] for m in convs), convs[-1]
+        self._windows: dict[int, dict[int, torch.Tensor]] = {}  # item → {window: (C, WINDOW)}, the last two
+
+    def _window(self, b: int, w: int) -> torch.Tensor:
+        windows = self._windows.setdefault(b, {})
+        if w not in windows:
+            W = self.WINDOW
+            lo, hi = max(0, w * W - self.reach), min(self.lengths[b], (w + 1) * W + self.reach)
+            if lo < hi:
+                h = self.conditioner.context(self.quantizer.lookup(self.indices[b:b + 1, lo:hi]))[0]
+                h = _fit(h[:, w * W - lo:][:, :W], W)
+            else:  # past the item's end
+                h = self.last.weight.new_zeros(self.last.out_channels, W)
+            for old in [ww for ww in windows if ww < w - 1]:
+                del windows[old]
+            windows[w] = h
+        return windows[w]
+
+    def frames(self, items: list[int], f0: int, f1: int) -> torch.Tensor:
+        W = self.WINDOW
+        out = []
+        for b in items:
+            parts = [self._window(b, w) for w in range(f0 // W, -(-f1 // W))]
+            cat = parts[0] if len(parts) == 1 else torch.cat(parts, -1)
+            out.append(cat[:, f0 - (f0 // W) * W:][:, :f1 - f0])
         return torch.stack(out)
 
 

@@ -10,17 +10,18 @@ uniforms, and an item's samples depend only on its seed, not on the batch.
 from __future__ import annotations
 
 import time
-from typing import NamedTuple, Sequence
+from typing import Iterator, NamedTuple, Sequence
 
 import numpy as np
 import torch
+from scipy.signal import lfilter
 from tqdm import tqdm
 
 from ..errors import AudioVQError
 from ..nn.distributions import Categorical
 from ..nn.vqvae import AudioVQVAE
 from ..nn.wavenet import WaveNet
-from .conditioning import CONSTANT, GateConditioning, LocalSource, UpsampledCodes, codes_context
+from .conditioning import CONSTANT, GateConditioning, LocalSource, UpsampledCodes, WindowedCodes
 from .fast import FastPath
 from .incremental import TorchPath, torch_threads
 from .sampling import CATEGORICAL, SamplerSpec, UniformStream, sampler_for
@@ -48,6 +49,21 @@ class GenerationResult(NamedTuple):
     seconds: float
 
 
+class Window(NamedTuple):
+    """Outputs of steps start … start + W − 1 (`_windows`)."""
+    start: int
+    classes: np.ndarray        # (B, W) int64
+    values: np.ndarray         # (B, W) float32
+    logits: np.ndarray | None  # (B, W, O) when asked for
+
+
+class AudioBlock(NamedTuple):
+    """A block of `stream`'s output."""
+    start: int               # index of the block's first sample
+    audio: list[np.ndarray]  # per item (n_b,) float32: its samples start … start + n_b − 1 (none once it has ended)
+    seconds: float           # wall time of the block
+
+
 def _lengths(steps, batch: int | None) -> list[int]:
     if isinstance(steps, torch.Tensor):
         steps = steps.tolist()
@@ -71,34 +87,51 @@ def _seeds(seed, batch: int) -> list[int]:
     return seeds
 
 
-def _run(wavenet: WaveNet, lengths: list[int], local, glob, spec: SamplerSpec, first_input: int,
-         seeds: list[int], fast: bool, threads: int | None, progress: bool,
-         forced: torch.Tensor | None = None, keep_logits: bool = False):
+def _windows(wavenet: WaveNet, lengths: list[int], local, glob, spec: SamplerSpec, first_input: int,
+             seeds: list[int], fast: bool, threads: int | None, progress: bool, window: int | None = None,
+             forced: torch.Tensor | None = None, keep_logits: bool = False) -> Iterator[Window]:
+    """Run the steps a window at a time (`window` steps, rounded up to whole chunks; default
+    all): each window's outputs are handed out, then overwritten by the next. The path keeps
+    its state (rings, last samples, uniform streams) from one window to the next, so the
+    outputs do not depend on the window size."""
     B, T = len(lengths), max(lengths)
     if isinstance(local, torch.Tensor) and local.shape[-1] < T:
         raise ValueError(f"local conditioning has {local.shape[-1]} steps, {T} are generated")
     threads = threads or torch.get_num_threads()
     cond = GateConditioning(gate_weights(wavenet), len(wavenet.layers), B, local, glob)
     chunk = CHUNK if cond.hold == CONSTANT else cond.hold * -(-CHUNK // cond.hold)
+    window = T if window is None else chunk * -(-window // chunk)
     on_cpu = wavenet.embed.weight.device.type == "cpu"
     if fast and on_cpu:
-        path = FastPath(wavenet, lengths, spec, first_input, forced, keep_logits, threads)
+        path = FastPath(wavenet, lengths, spec, first_input, forced, keep_logits, threads, min(window, T))
         n_torch = max(1, threads // path.threads)  # each worker makes its own conditioning
     else:
-        path = TorchPath(wavenet, lengths, spec, first_input, forced, keep_logits)
+        path = TorchPath(wavenet, lengths, spec, first_input, forced, keep_logits, min(window, T))
         n_torch = threads
     streams = [UniformStream(s, spec.uniforms_per_step) for s in seeds]
+    bar = tqdm(total=T, disable=not progress, unit="step", desc="generate")
     try:
-        with torch_threads(n_torch), torch.no_grad(), tqdm(total=T, disable=not progress,
-                                                           unit="step", desc="generate") as bar:
-            for t0 in range(0, T, chunk):
-                n = min(chunk, T - t0)
-                uniforms = torch.stack([s.take(n) for s in streams])
-                path.run(t0, n, cond, chunk, uniforms)
-                bar.update(n)
-        return path.results()
+        for w0 in range(0, T, window):
+            n_w = min(window, T - w0)
+            with torch_threads(n_torch), torch.no_grad():  # not held across the yield
+                for t0 in range(w0, w0 + n_w, chunk):
+                    n = min(chunk, w0 + n_w - t0)
+                    uniforms = torch.stack([s.take(n) for s in streams])
+                    path.run(t0, n, cond, chunk, uniforms)
+                    bar.update(n)
+            yield Window(w0, *path.block(n_w))
     finally:
+        bar.close()
         path.close()
+
+
+def _run(*args, **kwargs) -> Window:
+    """All steps in one window (arguments of `_windows`)."""
+    windows = _windows(*args, **kwargs)
+    try:
+        return next(windows)
+    finally:
+        windows.close()
 
 
 def generate_wavenet(wavenet: WaveNet, steps: int | Sequence[int] | torch.Tensor,
@@ -121,7 +154,7 @@ def generate_wavenet(wavenet: WaveNet, steps: int | Sequence[int] | torch.Tensor
         if isinstance(c, torch.Tensor):
             batch = c.shape[0]
     if isinstance(local, UpsampledCodes):
-        batch = local.context.shape[0]
+        batch = local.batch
     lengths = _lengths(steps, batch)
     if output is None:
         output = Categorical(wavenet.head[-1].out_channels, mu_law=False)
@@ -131,10 +164,9 @@ def generate_wavenet(wavenet: WaveNet, steps: int | Sequence[int] | torch.Tensor
         raise ValueError(f"samples ({fed_back} classes) and first_input {first_input} must be input classes "
                          f"of the WaveNet (0 … {wavenet.embed.num_embeddings - 1})")
     t = time.perf_counter()
-    classes, values, _ = _run(wavenet, lengths, local, glob, spec, first_input,
-                              _seeds(seed, len(lengths)), fast, threads, progress)
+    r = _run(wavenet, lengths, local, glob, spec, first_input, _seeds(seed, len(lengths)), fast, threads, progress)
     seconds = time.perf_counter() - t
-    picked = classes if spec.kind == CATEGORICAL else values
+    picked = r.classes if spec.kind == CATEGORICAL else r.values
     return Generated([picked[b, :n].copy() for b, n in enumerate(lengths)], seconds, sum(lengths))
 
 
@@ -147,9 +179,9 @@ def teacher_forced_logits(wavenet: WaveNet, inputs: torch.Tensor,
     if inputs.min() < 0 or inputs.max() >= wavenet.embed.num_embeddings:
         raise ValueError(f"inputs must be input classes of the WaveNet (0 … {wavenet.embed.num_embeddings - 1})")
     spec = SamplerSpec(CATEGORICAL, 0.0)
-    _, _, logits = _run(wavenet, [T] * B, local, glob, spec, 0, list(range(B)), fast, threads, False,
-                        forced=inputs, keep_logits=True)
-    return torch.from_numpy(logits).transpose(1, 2)
+    r = _run(wavenet, [T] * B, local, glob, spec, 0, list(range(B)), fast, threads, False,
+             forced=inputs, keep_logits=True)
+    return torch.from_numpy(r.logits).transpose(1, 2)
 
 
 def generate(model: AudioVQVAE, indices: torch.Tensor, speaker: torch.Tensor,
@@ -160,7 +192,31 @@ def generate(model: AudioVQVAE, indices: torch.Tensor, speaker: torch.Tensor,
 
     indices (B, F) int64 codes (padded), speaker (B,) int64, lengths (B,) samples to generate
     per item (default F · hop; at most F · hop). Each item's conditioning is computed from its
-    own frames, so an item comes out the same alone or in any batch (same seed).
+    own frames, so an item comes out the same alone or in any batch (same seed). The whole
+    output in one piece: `stream` gives the same samples a block at a time.
+    """
+    t = time.perf_counter()
+    blocks = stream(model, indices, speaker, lengths, temperature, seed, fast, threads, block=None,
+                    progress=progress)
+    audio = [np.concatenate(parts) for parts in zip(*(b.audio for b in blocks))]
+    seconds = time.perf_counter() - t
+    total = sum(a.size for a in audio)
+    return GenerationResult(audio, total / seconds, seconds * model.sample_rate / total, seconds)
+
+
+BLOCK = 1 << 15  # samples per block of `stream` (2 s at 16 kHz)
+
+
+def stream(model: AudioVQVAE, indices: torch.Tensor, speaker: torch.Tensor,
+           lengths: Sequence[int] | torch.Tensor | None = None, temperature: float = 1.0,
+           seed: int | Sequence[int] = 0, fast: bool = True, threads: int | None = None,
+           block: int | None = BLOCK, progress: bool = False) -> Iterator[AudioBlock]:
+    """`generate`, a block of about `block` samples at a time (None: all in one block).
+
+    Concatenating an item's blocks gives `generate`'s waveform sample for sample (same seed),
+    whatever the block size: the generator's state and the de-emphasis filter's carry over
+    from block to block. Memory: one block of output and a window of code-rate context per
+    item, whatever the length. Bad requests raise AudioVQError here, before any block.
     """
     indices = torch.as_tensor(indices, dtype=torch.int64)
     speaker = torch.as_tensor(speaker, dtype=torch.int64)
@@ -184,15 +240,40 @@ def generate(model: AudioVQVAE, indices: torch.Tensor, speaker: torch.Tensor,
     if not 0 <= int(speaker.min()) <= int(speaker.max()) < speakers:
         raise AudioVQError(f"speakers must be in 0 … {speakers - 1}, got {speaker.tolist()}")
     device = model.speakers.weight.device
-    t = time.perf_counter()
     with torch.no_grad():
-        codewords = model.quantizer.lookup(indices.to(device))
-        context = codes_context(model.conditioner, codewords, [-(-n // hop) for n in lengths])
         glob = model.speakers(speaker.to(device))
-    classes, values, _ = _run(model.decoder, lengths, UpsampledCodes(model.conditioner, context), glob,
-                              spec, model.silence_class, seeds, fast, threads, progress)
-    seconds = time.perf_counter() - t
-    out = classes if spec.kind == CATEGORICAL else values
-    audio = [model.to_waveform(out[b, :n]) for b, n in enumerate(lengths)]
-    total = sum(lengths)
-    return GenerationResult(audio, total / seconds, seconds * model.sample_rate / total, seconds)
+    local = WindowedCodes(model.conditioner, model.quantizer, indices.to(device), [-(-n // hop) for n in lengths])
+    windows = _windows(model.decoder, lengths, local, glob, spec, model.silence_class, seeds, fast, threads,
+                       progress, block)
+    return _decoded(model, windows, lengths, spec)
+
+
+class _Deemphasis:
+    """`deemphasis` of a signal handed in block by block (the filter state carried over: the
+    same float64 recursion as on the whole signal)."""
+
+    def __init__(self, coef: float):
+        self.coef, self.state = coef, np.zeros(1)
+
+    def __call__(self, e: np.ndarray) -> np.ndarray:
+        if self.coef == 0:
+            return e
+        x, self.state = lfilter([1.0], [1.0, -self.coef], e.astype(np.float64), zi=self.state)
+        return x.astype(e.dtype)
+
+
+def _decoded(model: AudioVQVAE, windows: Iterator[Window], lengths: list[int], spec: SamplerSpec
+             ) -> Iterator[AudioBlock]:
+    """Generated windows → waveform blocks, as `AudioVQVAE.to_waveform` on each whole item."""
+    filters = [_Deemphasis(model.preemphasis) for _ in lengths]
+    t = time.perf_counter()
+    for w in windows:
+        out = w.classes if spec.kind == CATEGORICAL else w.values
+        audio = []
+        for b, n in enumerate(lengths):
+            part = out[b, :max(0, min(n - w.start, out.shape[1]))]
+            wav = np.asarray(model.output.to_waveform(part), dtype=np.float32)
+            audio.append(np.clip(filters[b](wav), -1.0, 1.0))
+        now = time.perf_counter()
+        yield AudioBlock(w.start, audio, now - t)
+        t = time.perf_counter()

@@ -175,7 +175,7 @@ def _sample(logits, u, kind, temperature, mixtures, log_scale_min, levels, scale
 @njit(nogil=True, **_FAST)
 def run_lanes(lane0, width, t0, n, w, ring_off, ring_mask, ring, prev, lane_item, lane_len,
               rows, lane_row, hold, uniforms, kind, temperature, mixtures, log_scale_min, levels,
-              forced, use_forced, classes, values, logits_out, keep_logits):
+              forced, use_forced, base, classes, values, logits_out, keep_logits):
     """Steps t0 … t0 + n − 1 of lanes lane0 … lane0 + width − 1 (width 1 or GROUP).
 
     w: StackWeights of numpy arrays; ring (lanes, Σ sizes, R) with layer l at rows
@@ -183,8 +183,8 @@ def run_lanes(lane0, width, t0, n, w, ring_off, ring_mask, ring, prev, lane_item
     the batch item of a lane, lane_len (lanes,) its length (0 = padding lane);
     rows (I, r, L, G) gate conditioning of the thread's items, lane_row (lanes,) a lane's
     item among them, row j // hold for chunk step j; uniforms (B, n, U);
-    forced (B, T) inputs when use_forced; outputs classes (B, T), values (B, T),
-    logits_out (B, T, O) when keep_logits.
+    forced (B, T) inputs when use_forced; outputs classes (B, W), values (B, W),
+    logits_out (B, W, O) when keep_logits, step t at column t − base (a window of W steps).
     """
     L, G, KR = w.conv.shape
     R = w.embed.shape[1]
@@ -258,14 +258,14 @@ def run_lanes(lane0, width, t0, n, w, ring_off, ring_mask, ring, prev, lane_item
                 continue
             item = lane_item[lane]
             if keep_logits:
-                logits_out[item, t, :] = logits[b]
+                logits_out[item, t - base, :] = logits[b]
             if use_forced:
                 continue
             k, v = _sample(logits[b], uniforms[item, j], kind, temperature, mixtures,
                            log_scale_min, levels, scaled, cum)
             prev[lane] = k
-            classes[item, t] = k
-            values[item, t] = v
+            classes[item, t - base] = k
+            values[item, t - base] = v
 
 
 class LanePlan(NamedTuple):
@@ -305,7 +305,8 @@ class FastPath:
     thread computes the gate conditioning of its own items, then runs their lanes."""
 
     def __init__(self, wavenet: WaveNet, lengths: list[int], spec: SamplerSpec, first_input: int,
-                 forced: torch.Tensor | None = None, keep_logits: bool = False, threads: int = 1):
+                 forced: torch.Tensor | None = None, keep_logits: bool = False, threads: int = 1,
+                 window: int | None = None):
         self.w = stack_arrays(wavenet)
         sizes = history_sizes(wavenet)
         self.ring_off = np.cumsum([0] + sizes[:-1]).astype(np.int64)
@@ -314,13 +315,14 @@ class FastPath:
         lanes, R = len(self.plan.lane_item), self.w.embed.shape[1]
         self.ring = np.zeros((lanes, sum(sizes), R), np.float32)
         self.prev = np.full(lanes, int(first_input), np.int64)
-        B, T, O = len(lengths), max(lengths), self.w.head2.shape[0]
-        self.spec = spec
-        self.classes = np.zeros((B, T), np.int64)
-        self.values = np.zeros((B, T), np.float32)
+        # outputs of a window of steps base … base + W − 1 (default all steps)
+        B, W, O = len(lengths), window or max(lengths), self.w.head2.shape[0]
+        self.spec, self.base = spec, 0
+        self.classes = np.zeros((B, W), np.int64)
+        self.values = np.zeros((B, W), np.float32)
         self.forced = (np.zeros((1, 1), np.int64) if forced is None
                        else np.ascontiguousarray(forced.cpu().numpy().astype(np.int64)))
-        self.logits = np.zeros((B, T, O) if keep_logits else (1, 1, 1), np.float32)
+        self.logits = np.zeros((B, W, O) if keep_logits else (1, 1, 1), np.float32)
         self.keep_logits, self.use_forced = keep_logits, forced is not None
         self.threads = len(self.plan.units)
         self.pool = ThreadPoolExecutor(self.threads) if self.threads > 1 else None
@@ -332,7 +334,7 @@ class FastPath:
             run_lanes(lane0, width, t0, n, self.w, self.ring_off, self.ring_mask, self.ring, self.prev,
                       p.lane_item, p.lane_len, rows, p.lane_row, cond.hold, uniforms, s.kind, s.temperature,
                       s.mixtures, s.log_scale_min, s.mu_law_levels, self.forced, self.use_forced,
-                      self.classes, self.values, self.logits, self.keep_logits)
+                      self.base, self.classes, self.values, self.logits, self.keep_logits)
 
     def run(self, t0: int, n: int, cond, chunk: int, uniforms: torch.Tensor) -> None:
         """Steps t0 … t0 + n − 1 with conditioning `cond` (a GateConditioning, asked for
@@ -346,9 +348,17 @@ class FastPath:
             job.result()
 
     def results(self):
-        """(classes, values, logits or None): (B, T) int64, (B, T) float32, (B, T, O)."""
+        """(classes, values, logits or None) of the window: (B, W) int64, (B, W) float32, (B, W, O)."""
         return self.classes, self.values, (self.logits if self.keep_logits else None)
+
+    def block(self, n: int):
+        """`results` of the window's first n steps (views, overwritten by the next `run`); the
+        next window starts n steps later."""
+        classes, values, logits = self.results()
+        self.base += n
+        return classes[:, :n], values[:, :n], (None if logits is None else logits[:, :n])
 
     def close(self) -> None:
         if self.pool is not None:
             self.pool.shutdown()
+            self.pool = None
