@@ -7,7 +7,10 @@ weights and measures samples/s and the real-time factor for batch 1 on one threa
 the WaveNet's own reference `start`/`step` loop. Plain paths run a few hundred samples only
 (the reference loop at most 8 s).
 
-    python tools/bench_generate.py [--seconds 2] [--upsample transposed|repeat]
+    python tools/bench_generate.py [--seconds 2] [--upsample transposed|repeat] [--device cuda]
+
+With --device cuda: the PyTorch path on the GPU, one step replayed from a CUDA graph
+(audiovq/generate/cuda_graph.py) against the plain loop of kernel launches.
 """
 from __future__ import annotations
 
@@ -71,14 +74,36 @@ def measure(model, batch: int, samples: int, fast: bool, threads: int) -> tuple[
     return r.samples_per_s, batch * samples / (time.process_time() - cpu)
 
 
+def cuda_rate(model, batch: int, samples: int, graph: bool) -> float:
+    """Samples/s of `generate` on the model's GPU, with the CUDA graph or the plain loop."""
+    os.environ["AUDIOVQ_CUDA_GRAPH"] = "auto" if graph else "off"
+    indices, speaker = codes(model, batch, samples)
+    generate(model, indices, speaker, [min(300, samples)] * batch, seed=0)  # warm-up: capture, cuBLAS, allocator
+    return generate(model, indices, speaker, [samples] * batch, seed=0).samples_per_s  # (results copied back)
+
+
+def cuda_table(model, args) -> int:
+    print(f"on {torch.cuda.get_device_name(model.speakers.weight.device)}, torch {torch.__version__}\n")
+    print(f"{'batch':>5} | {'graph S/s':>9} {'RTF':>6} | {'plain S/s':>9} {'RTF':>6} | {'graph/plain':>11}")
+    for batch in (1, 16):
+        graph = cuda_rate(model, batch, int(args.seconds * SR), True)
+        plain = cuda_rate(model, batch, args.plain * 4, False)
+        print(f"{batch:>5} | {graph:>9.0f} {SR / graph:>6.3f} | {plain:>9.0f} {SR / plain:>6.3f} | {graph / plain:>10.1f}x")
+    print("\nRTF: wall time / duration of all the batch's audio (< 1: faster than real time)")
+    return 0
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=2.0, help="audio per item for the fast path, batch 1")
     ap.add_argument("--plain", type=int, default=300,
                     help="samples per item for the plain PyTorch paths (a third of it for batch 16)")
     ap.add_argument("--upsample", default="transposed", choices=["transposed", "repeat"])
+    ap.add_argument("--device", default="cpu", help="cpu, or cuda: CUDA graph against the plain loop")
     args = ap.parse_args(argv)
     model = reference_decoder(args.upsample)
+    if args.device != "cpu":
+        return cuda_table(model.to(args.device), args)
     params = sum(p.numel() for p in model.decoder.parameters())
     load = os.getloadavg()[0]
     print(f"reference decoder: 20 layers, R64 G128 S128, cond 128 ({args.upsample}), speaker 64, "
