@@ -123,6 +123,23 @@ def test_item_frames_follow_frame_labels():
     assert covered.max() == 1 and (stops == starts).any()  # some phones are shorter than a frame
 
 
+def test_item_frames_include_centres_on_both_boundaries():
+    # 10 frames/s, centres 0.05, 0.15, 0.25, 0.35, 0.45: B = [0.15, 0.35] holds frames 1, 2, 3
+    # (both ends included, as ZeroSpeech 2021 / fastabx slice); A = [0.05, 0.15] frames 0, 1
+    ivs = [Interval(0.0, 0.05, "sil"), Interval(0.05, 0.15, "A"), Interval(0.15, 0.35, "B"),
+           Interval(0.35, 0.5, "C"), Interval(0.5, 0.6, "D")]
+    items = A.triphone_items([ivs], ["s"])
+    assert [it.phone for it in items] == ["B", "C"]
+    starts, stops = A.item_frames(items, [6], 10.0)
+    assert list(zip(starts, stops)) == [(1, 4), (3, 5)]
+    # 100 frames/s shifted by 0.148 s: frame 183 is centred at 1.983 s, which float arithmetic
+    # computes as 1.98299999...; it still lies on the onset 1.983, and frame 185 (2.003) on the offset
+    ivs = [Interval(1.9, 1.983, "A"), Interval(1.983, 2.003, "B"), Interval(2.003, 2.1, "C")]
+    assert (183 + 0.5) / 100 + 0.148 < 1.983
+    starts, stops = A.item_frames(A.triphone_items([ivs], ["s"]), [300], 100.0, [0.148])
+    assert (starts[0], stops[0]) == (183, 186)
+
+
 # ---------------------------------------------------------------- cells and averaging
 
 def test_cell_error_hand_worked():
@@ -145,11 +162,12 @@ def test_averaging_order_contexts_then_speakers_then_pairs():
     err = [0.0, 0.0, 1.0, 0.0]
     spk, p, q, ctx = [0, 0, 1, 0], [0, 0, 0, 1], [1, 1, 1, 0], [0, 1, 0, 0]
     assert A.average_within(err, spk, p, q, ctx) == pytest.approx(0.25)
-    # across: X speakers averaged before A speakers: s=0 has s'=1 (0) and s'=2 (1, 1 over two
-    # contexts) → 0.5; s=1 has s'=0 (0) → 0; pair mean 0.25
+    # across: the (context, X speaker) cells of an A speaker together (ZeroSpeech 2021, fastabx):
+    # s=0 has (c0, s'=1) 0, (c0, s'=2) 1, (c1, s'=2) 1 → 2/3; s=1 has (c0, s'=0) 0 → 0; pair mean
+    # 1/3 (averaging s' after the contexts would give s=0 (0 + 1) / 2 and 1/4)
     err = [0.0, 1.0, 1.0, 0.0]
     s, sx, ctx = [0, 0, 0, 1], [1, 2, 2, 0], [0, 0, 1, 0]
-    assert A.average_across(err, s, sx, [0] * 4, [1] * 4, ctx) == pytest.approx(0.25)
+    assert A.average_across(err, s, sx, [0] * 4, [1] * 4, ctx) == pytest.approx(1 / 3)
 
 
 def test_abx_hand_worked_within():

@@ -3,9 +3,11 @@
 An *item* is one occurrence of a phone with real phones on both sides: its category is the
 triphone (previous, centre, next) and its speaker; its features are the frames of the centre
 phone only (the context defines the category, ZeroSpeech convention). A frame belongs to an
-item when its centre `(i + 0.5) / frame_rate + offset` lies in the phone's [onset, offset)
-— the convention of `labels.frame_labels`, so an item holds exactly the frames that
-`frame_labels` labels with its centre phone. Silence (any spelling in
+item when its centre `(i + 0.5) / frame_rate + offset` lies in the phone's closed interval
+[onset, offset] (ZeroSpeech 2021 / fastabx slicing), compared with a 1 ns tolerance so that
+float rounding of the sum does not decide a centre that falls on a boundary. Such a frame
+belongs to both neighbours' items; every other frame is the one `labels.frame_labels` labels
+with the item's phone. Silence (any spelling in
 `labels.SILENCE_LABELS`, e.g. "sil", "sp", "") and holes between intervals are context
 boundaries: a phone next to silence, a hole or an utterance edge makes no item. Items whose
 phone covers no frame centre are dropped.
@@ -27,11 +29,13 @@ across-speaker cell is (context, speaker s, speaker s', p, q): A and B as above 
 X = the items of (prev, p, next) from s' ≠ s. A triplet scores 1 (an error) when
 d(a, x) > d(b, x), 0.5 on a tie, 0 otherwise; a cell's error is the mean over its triplets.
 
-Averaging order (that of the ZeroSpeech 2017 evaluation, also used by ZeroSpeech 2019/2021):
+Averaging order (that of ZeroSpeech 2021 and fastabx's `zerospeech_abx`, checked against
+fastabx 0.9 by tools/abx_crosscheck.py):
 within:  cells → mean over contexts for each (speaker, p, q) → mean over speakers for each
-         (p, q) → mean over the (p, q) pairs.
-across:  cells → mean over contexts for each (s, s', p, q) → mean over s' for each (s, p, q)
-         → mean over s for each (p, q) → mean over the (p, q) pairs.
+         (p, q) → mean over the (p, q) pairs (as ZeroSpeech 2017).
+across:  cells → mean over the (context, s') cells of each (s, p, q) together → mean over s for
+         each (p, q) → mean over the (p, q) pairs. (ZeroSpeech 2017 averaged contexts per
+         (s, s', p, q), then the (s, s') pairs together.)
 Ordered pairs: (p, q) and (q, p) are different cells (A is p in one, q in the other).
 
 Subsampling (for long corpora, in the spirit of the Libri-light/fastabx `max_size_group` and
@@ -55,6 +59,7 @@ from ..errors import ConfigError
 from .labels import SILENCE_LABELS
 
 _JIT = dict(cache=True, error_model="numpy")
+_TIME_TOLERANCE = 1e-9  # seconds: a frame centre this close to a phone boundary lies on it
 
 
 class Item(NamedTuple):
@@ -124,8 +129,8 @@ def triphone_items(intervals: Sequence[Sequence], speakers: Sequence, *,
 def item_frames(items: Sequence[Item], num_frames: Sequence[int], frame_rate: float,
                 offsets: Sequence[float] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(start, stop) frame indices of each item: the frames whose centres
-    `(i + 0.5) / frame_rate + offsets[utterance]` lie in [onset, offset) (the `frame_labels`
-    convention). stop == start for an item that covers no frame centre."""
+    `(i + 0.5) / frame_rate + offsets[utterance]` lie in [onset, offset], ends included (within
+    `_TIME_TOLERANCE`). stop == start for an item that covers no frame centre."""
     if not frame_rate > 0:
         raise ConfigError(f"frame rate must be positive, got {frame_rate}")
     n = len(items)
@@ -141,8 +146,8 @@ def item_frames(items: Sequence[Item], num_frames: Sequence[int], frame_rate: fl
         u = int(utt[idx[0]])
         shift = 0.0 if offsets is None else float(offsets[u])
         times = (np.arange(int(num_frames[u])) + 0.5) / float(frame_rate) + shift  # as frame_labels
-        starts[idx] = np.searchsorted(times, onset[idx], side="left")
-        stops[idx] = np.searchsorted(times, offset[idx], side="left")
+        starts[idx] = np.searchsorted(times, onset[idx] - _TIME_TOLERANCE, side="left")
+        stops[idx] = np.searchsorted(times, offset[idx] + _TIME_TOLERANCE, side="right")
     return starts, stops
 
 
@@ -362,11 +367,12 @@ def average_within(errors, speaker, p, q, context) -> float:
 
 
 def average_across(errors, speaker, speaker_x, p, q, context) -> float:
-    """Contexts, then X speakers, then A/B speakers, then (p, q) pairs."""
+    """Contexts and X speakers together, then A/B speakers, then (p, q) pairs. One entry per
+    cell; the cells of one (speaker, p, q) are its (context, speaker_x) pairs, so `context` and
+    `speaker_x` only document the call."""
     if len(errors) == 0:
         return math.nan
-    (s, sx, p, q), e = _group_mean([speaker, speaker_x, p, q], np.asarray(errors, np.float64))
-    (s, p, q), e = _group_mean([s, p, q], e)
+    (s, p, q), e = _group_mean([speaker, p, q], np.asarray(errors, np.float64))
     (_, _), e = _group_mean([p, q], e)
     return float(e.mean())
 
