@@ -28,9 +28,11 @@ import numpy as np
 import torch
 from numba import njit
 
+from ..errors import AudioVQError
 from ..nn.wavenet import WaveNet
+from .panel import panel_matvec
 from .sampling import CATEGORICAL, U_CLIP, SamplerSpec
-from .weights import history_sizes, stack_arrays
+from .weights import PANEL, PRECISIONS, history_sizes, no_panels, pack_stack, stack_arrays
 
 GROUP = 8  # lanes per shared-weight group
 _FAST = dict(fastmath=True, error_model="numpy", cache=True)
@@ -123,6 +125,17 @@ def _matmul(W, X, out, width):
             _matvec(W, X[b], out[b])
 
 
+@njit(**_FAST)
+def _product(W, P, scale, X, out, width, packed):
+    """out (width, O′) += X (width, I) @ Wᵀ: float32 W (O, I), or when `packed` its panels P
+    with per-output scales (weights.PanelWeights; out padded to O′ = whole panels)."""
+    if packed:
+        for b in range(width):
+            panel_matvec(P, scale, X[b], out[b])
+    else:
+        _matmul(W, X, out, width)
+
+
 @njit(**_EXACT)
 def _inverse_cdf(z, u, cum):
     """First class whose float64 running sum of exp(z − max) exceeds u · total."""
@@ -173,12 +186,13 @@ def _sample(logits, u, kind, temperature, mixtures, log_scale_min, levels, scale
 
 
 @njit(nogil=True, **_FAST)
-def run_lanes(lane0, width, t0, n, w, ring_off, ring_mask, ring, prev, lane_item, lane_len,
+def run_lanes(lane0, width, t0, n, w, p, packed, ring_off, ring_mask, ring, prev, lane_item, lane_len,
               rows, lane_row, hold, uniforms, kind, temperature, mixtures, log_scale_min, levels,
               forced, use_forced, base, classes, values, logits_out, keep_logits):
     """Steps t0 … t0 + n − 1 of lanes lane0 … lane0 + width − 1 (width 1 or GROUP).
 
-    w: StackWeights of numpy arrays; ring (lanes, Σ sizes, R) with layer l at rows
+    w: StackWeights of numpy arrays; p: their PanelWeights, used for the mat-vecs when
+    `packed` (reduced precision; the float32 `w` otherwise); ring (lanes, Σ sizes, R) with layer l at rows
     ring_off[l] + (t & ring_mask[l]); prev (lanes,) last sampled class; lane_item (lanes,)
     the batch item of a lane, lane_len (lanes,) its length (0 = padding lane);
     rows (I, r, L, G) gate conditioning of the thread's items, lane_row (lanes,) a lane's
@@ -195,13 +209,16 @@ def run_lanes(lane0, width, t0, n, w, ring_off, ring_mask, ring, prev, lane_item
     f32 = np.float32
     x = np.empty((width, R), f32)
     xin = np.empty((width, KR), f32)
-    pre = np.empty((width, G), f32)
+    # mat-vec outputs are whole panels when packed (the padding stays zero, never read)
+    pad = lambda size: -(-size // PANEL) * PANEL if packed else size
+    pre = np.zeros((width, pad(G)), f32)
     h = np.empty((width, H), f32)
     hall = np.empty((width, L * H), f32)
-    rs = np.empty((width, R), f32)
-    skip = np.empty((width, S), f32)
-    z = np.empty((width, S), f32)
-    logits = np.empty((width, O), f32)
+    rs = np.zeros((width, pad(R)), f32)
+    skip = np.zeros((width, pad(S)), f32)
+    z = np.zeros((width, pad(S)), f32)
+    head = np.zeros((width, pad(O)), f32)
+    logits = head[:, :O]
     scaled = np.empty(O, f32)
     cum = np.empty(O, np.float64)
     for j in range(n):
@@ -226,32 +243,32 @@ def run_lanes(lane0, width, t0, n, w, ring_off, ring_mask, ring, prev, lane_item
                 ring[lane, off + (t & m), :] = x[b]
                 for k in range(K):
                     xin[b, k * R:(k + 1) * R] = ring[lane, off + ((t - (K - 1 - k) * d) & m)]
-                pre[b, :] = rows[lane_row[lane], row, l]
-            _matmul(w.conv[l], xin, pre, width)
+                pre[b, :G] = rows[lane_row[lane], row, l]
+            _product(w.conv[l], p.conv[l], p.conv_scale[l], xin, pre, width, packed)
             for b in range(width):
                 for i in range(H):
                     h[b, i] = _tanh(pre[b, i]) * (_HALF + _HALF * _tanh(_HALF * pre[b, H + i]))
                 hall[b, l * H:(l + 1) * H] = h[b]
             if l < L - 1:
                 for b in range(width):
-                    rs[b, :] = w.res_bias[l]
-                _matmul(w.res[l], h, rs, width)
+                    rs[b, :R] = w.res_bias[l]
+                _product(w.res[l], p.res[l], p.res_scale[l], h, rs, width, packed)
                 for b in range(width):
                     for r in range(R):
                         x[b, r] = _SQRT_HALF * x[b, r] + rs[b, r]
         for b in range(width):
-            skip[b, :] = w.skip_bias
-        _matmul(w.skip, hall, skip, width)
+            skip[b, :S] = w.skip_bias
+        _product(w.skip, p.skip, p.skip_scale, hall, skip, width, packed)
         for b in range(width):
             for i in range(S):
                 skip[b, i] = max(skip[b, i], f32(0.0))
-            z[b, :] = w.head1_bias
-        _matmul(w.head1, skip, z, width)
+            z[b, :S] = w.head1_bias
+        _product(w.head1, p.head1, p.head1_scale, skip, z, width, packed)
         for b in range(width):
             for i in range(S):
                 z[b, i] = max(z[b, i], f32(0.0))
             logits[b, :] = w.head2_bias
-        _matmul(w.head2, z, logits, width)
+        _product(w.head2, p.head2, p.head2_scale, z, head, width, packed)
         for b in range(width):
             lane = lane0 + b
             if t >= lane_len[lane]:
@@ -302,12 +319,19 @@ def plan_lanes(lengths: list[int], threads: int) -> LanePlan:
 
 class FastPath:
     """Generation (or teacher forcing) over chunks of steps with the numba kernel. Each
-    thread computes the gate conditioning of its own items, then runs their lanes."""
+    thread computes the gate conditioning of its own items, then runs their lanes.
+
+    precision: the mat-vec weights as "float32" (the module's own), "bf16" or "int8" (panels
+    of `weights.pack_stack`, float32 accumulation; see `panel.py` for why it is faster)."""
 
     def __init__(self, wavenet: WaveNet, lengths: list[int], spec: SamplerSpec, first_input: int,
                  forced: torch.Tensor | None = None, keep_logits: bool = False, threads: int = 1,
-                 window: int | None = None):
+                 window: int | None = None, precision: str = "float32"):
+        if precision not in PRECISIONS:
+            raise AudioVQError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
         self.w = stack_arrays(wavenet)
+        self.packed = precision != "float32"
+        self.panels = pack_stack(self.w, precision) if self.packed else no_panels()
         sizes = history_sizes(wavenet)
         self.ring_off = np.cumsum([0] + sizes[:-1]).astype(np.int64)
         self.ring_mask = np.array(sizes, dtype=np.int64) - 1
@@ -331,7 +355,7 @@ class FastPath:
         rows = np.ascontiguousarray(cond.rows(t0, chunk, self.plan.items[k]).cpu().numpy(), dtype=np.float32)
         p, s = self.plan, self.spec
         for lane0, width in p.units[k]:
-            run_lanes(lane0, width, t0, n, self.w, self.ring_off, self.ring_mask, self.ring, self.prev,
+            run_lanes(lane0, width, t0, n, self.w, self.panels, self.packed, self.ring_off, self.ring_mask, self.ring, self.prev,
                       p.lane_item, p.lane_len, rows, p.lane_row, cond.hold, uniforms, s.kind, s.temperature,
                       s.mixtures, s.log_scale_min, s.mu_law_levels, self.forced, self.use_forced,
                       self.base, self.classes, self.values, self.logits, self.keep_logits)

@@ -88,3 +88,97 @@ def history_sizes(wavenet: WaveNet) -> list[int]:
     """Ring-buffer length per layer: a power of two > the layer's history, so t & (size - 1)
     indexes it and slots not yet written read as the zero left-padding of `forward`."""
     return [1 << max(1, math.ceil(math.log2(l.history + 1))) for l in wavenet.layers]
+
+
+# ---------------------------------------------------------------- reduced-precision panels
+# One step at batch 1 reads every weight once; in float32 that is ~2.5 MB for the reference
+# decoder, more than a core's L2. The fast path can instead read int8 or bfloat16 weights in
+# "panels": a matrix (O, I) becomes (⌈O / PANEL⌉, I, PANEL), so the kernel (fast.py) keeps
+# PANEL outputs in vector registers and streams one contiguous PANEL-wide row per input,
+# with no horizontal sums. Outputs are padded with zero rows to a multiple of PANEL.
+
+PANEL = 64  # outputs per panel: 4 accumulators of 16 float32 lanes (AVX-512; two of 8 on AVX2)
+PRECISIONS = ("float32", "bf16", "int8")
+
+
+class PanelWeights(NamedTuple):
+    """The mat-vec weights of a StackWeights as panels (data int8 or uint16 = bfloat16 bits)
+    and per-output scales (ones for bfloat16): W[o, i] ≈ scale[o] · data[o // PANEL, i, o % PANEL]."""
+    conv: np.ndarray        # (L, ⌈G/P⌉, K·R, P)
+    conv_scale: np.ndarray  # (L, ⌈G/P⌉·P)
+    res: np.ndarray         # (L, ⌈R/P⌉, H, P)
+    res_scale: np.ndarray   # (L, ⌈R/P⌉·P)
+    skip: np.ndarray        # (⌈S/P⌉, L·H, P)
+    skip_scale: np.ndarray  # (⌈S/P⌉·P,)
+    head1: np.ndarray       # (⌈S/P⌉, S, P)
+    head1_scale: np.ndarray
+    head2: np.ndarray       # (⌈O/P⌉, S, P)
+    head2_scale: np.ndarray
+
+
+def quantize_int8(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Symmetric int8 per output row: (q int8 (…, O, I) in −127 … 127, scale float32 (…, O)),
+    |w − scale · q| ≤ scale / 2 = max|row| / 254."""
+    peak = np.abs(w).max(-1)
+    scale = np.where(peak > 0, peak / 127.0, 1.0).astype(np.float32)
+    q = np.clip(np.rint(w / scale[..., None]), -127, 127).astype(np.int8)
+    return q, scale
+
+
+def to_bfloat16(w: np.ndarray) -> np.ndarray:
+    """float32 → bfloat16 bits (uint16), rounded to nearest even: relative error ≤ 2⁻⁹."""
+    u = np.ascontiguousarray(w, dtype=np.float32).view(np.uint32).astype(np.uint64)
+    return ((u + 0x7FFF + ((u >> 16) & 1)) >> 16).astype(np.uint16)
+
+
+def from_bfloat16(b: np.ndarray) -> np.ndarray:
+    return (b.astype(np.uint32) << 16).view(np.float32)
+
+
+def _panels(a: np.ndarray) -> np.ndarray:
+    """(…, O, I) → (…, ⌈O/PANEL⌉, I, PANEL), zero rows appended."""
+    *lead, O, I = a.shape
+    pad = -O % PANEL
+    a = np.concatenate([a, np.zeros((*lead, pad, I), a.dtype)], axis=-2) if pad else a
+    return np.ascontiguousarray(a.reshape(*lead, (O + pad) // PANEL, PANEL, I).swapaxes(-1, -2))
+
+
+def _pad_rows(s: np.ndarray) -> np.ndarray:
+    pad = -s.shape[-1] % PANEL
+    return np.ascontiguousarray(np.concatenate([s, np.ones((*s.shape[:-1], pad), s.dtype)], -1) if pad else s)
+
+
+def pack_matrix(w: np.ndarray, precision: str) -> tuple[np.ndarray, np.ndarray]:
+    """A float32 (…, O, I) matrix as (panels, scales) of the given precision."""
+    if precision == "int8":
+        q, scale = quantize_int8(w)
+    elif precision == "bf16":
+        q, scale = to_bfloat16(w), np.ones(w.shape[:-1], np.float32)
+    else:
+        raise ValueError(f"precision must be one of {PRECISIONS[1:]} for panels, got {precision!r}")
+    return _panels(q), _pad_rows(scale)
+
+
+def unpack_matrix(data: np.ndarray, scale: np.ndarray, rows: int) -> np.ndarray:
+    """The float32 (…, rows, I) matrix that panels stand for (the inverse of `pack_matrix`
+    up to rounding)."""
+    v = from_bfloat16(data) if data.dtype == np.uint16 else data.astype(np.float32)
+    *lead, n, I, P = v.shape
+    full = v.swapaxes(-1, -2).reshape(*lead, n * P, I) * scale[..., None]
+    return full[..., :rows, :]
+
+
+def pack_stack(w: StackWeights, precision: str) -> PanelWeights:
+    """The mat-vec weights of `stack_arrays` in reduced precision (biases, the embedding and
+    the dilations stay in `w`)."""
+    out = []
+    for m in (w.conv, w.res, w.skip, w.head1, w.head2):
+        out += pack_matrix(m, precision)
+    return PanelWeights(*out)
+
+
+def no_panels() -> PanelWeights:
+    """Placeholder of the right types for the float32 path (which reads no panels)."""
+    d4, d3, s2, s1 = np.zeros((1, 1, 1, PANEL), np.int8), np.zeros((1, 1, PANEL), np.int8), \
+        np.ones((1, PANEL), np.float32), np.ones(PANEL, np.float32)
+    return PanelWeights(d4, s2, d4, s2, d3, s1, d3, s1, d3, s1)
