@@ -56,8 +56,8 @@ def folder_lock(folder: str | os.PathLike, waiting: str | None = None) -> Iterat
                     print(waiting, flush=True)
                 fcntl.lockf(f, fcntl.LOCK_EX)
         except OSError as e:
-            raise AudioVQError(f"{path}: cannot lock ({e.strerror}); put the data folder (AUDIOVQ_DATA) "
-                               "on a file system with locking") from None
+            raise AudioVQError(f"{path}: cannot lock ({e.strerror}); put the data (AUDIOVQ_DATA, "
+                               "data.prepared) on a file system that supports locks") from None
         try:
             yield
         finally:
