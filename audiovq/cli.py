@@ -116,19 +116,32 @@ def _source_speakers(m, sources) -> dict:
 
 
 def _convert(a: argparse.Namespace) -> None:
-    from .convert import convert, expand_sources, write_conversions
+    import signal
+    from .convert import convert, expand_sources
     from .models import load_vqvae
     m = load_vqvae(a.checkpoint, a.device)
     sources = expand_sources(a.src)
     out = pathlib.Path(a.out or "converted")
-    items, rtf = convert(m, sources, a.speaker, out, temperature=_temperature(a.temperature, m), seed=a.seed,
-                         fast=not a.slow, progress=not a.quiet)
-    folder = out if out.suffix.lower() not in (".wav", ".flac", ".ogg") else out.parent
-    listing = write_conversions(folder, items, m.path, _source_speakers(m, sources))
-    for c in items:
+    old = signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops it as Ctrl-C does: no partial file
+    try:
+        items, rtf = convert(m, sources, a.speaker, out, temperature=_temperature(a.temperature, m), seed=a.seed,
+                             fast=not a.slow, progress=not a.quiet, overwrite=a.overwrite,
+                             source_speakers=_source_speakers(m, sources))
+    finally:
+        signal.signal(signal.SIGTERM, old)
+    new = [c for c in items if not c.skipped]
+    for c in new:
         print(f"{c.source} → {c.target}: {c.output} ({c.seconds:.1f} s)")
-    print(f"{len(items)} conversion(s), RTF {rtf:.2f} ({'faster' if rtf < 1 else 'slower'} than real time); "
-          f"list: {listing}")
+    skipped = len(items) - len(new)
+    folder = out if out.suffix.lower() not in (".wav", ".flac", ".ogg") else out.parent
+    print(f"{len(new)} conversion(s)" + (f", RTF {rtf:.2f} ({'faster' if rtf < 1 else 'slower'} than real time)"
+                                         if new else "")
+          + (f"; {skipped} finished earlier, skipped (--overwrite redoes them)" if skipped else "")
+          + f"; list: {folder / 'conversions.json'}")
+
+
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
 
 
 def _encode(a: argparse.Namespace) -> None:
@@ -270,13 +283,19 @@ def build_parser() -> argparse.ArgumentParser:
     cv = sub.add_parser("convert", help="convert speech to another speaker's voice",
                         description="Encode each source to codes and decode them with the target speaker's "
                                     "embedding; the output keeps the source's loudness. Writes "
-                                    "<stem>_to_<speaker>.wav files and conversions.json (for `audiovq evaluate`).")
+                                    "<stem>_to_<speaker>.wav files and conversions.json (for `audiovq evaluate`). "
+                                    "Outputs are written as they are generated (memory does not grow with the "
+                                    "length); Ctrl-C or SIGTERM keeps the finished files, removes the partial one "
+                                    "and leaves conversions.json listing exactly the finished ones; re-running the "
+                                    "same command skips them.")
     cv.add_argument("--src", action="append", required=True, metavar="AUDIO",
                     help="source audio file or folder (repeatable)")
     cv.add_argument("--speaker", action="append", required=True, metavar="ID",
                     help="target speaker (repeatable); `audiovq speakers` lists them")
     cv.add_argument("--checkpoint", **ck)
     cv.add_argument("--out", metavar="PATH", help="output folder (default converted/), or a .wav for one conversion")
+    cv.add_argument("--overwrite", action="store_true",
+                    help="redo outputs that an earlier run finished (by default they are kept and skipped)")
     _generation_options(cv)
     cv.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     cv.add_argument("-q", "--quiet", action="store_true", help="no progress bar")

@@ -7,20 +7,26 @@ the checkpoint, so `decode` can refuse codes from another model.
 """
 from __future__ import annotations
 
+import contextlib
 import json
+import math
 import os
 import re
 import pathlib
+import signal
+import tempfile
+import threading
 from typing import NamedTuple
 
 import numpy as np
+import soundfile as sf
 import torch
 
 from . import audio
 from .atomic import atomic_path, write_text
 from .codes import encode_utterances
 from .errors import AudioVQError
-from .generate import generate
+from .generate.engine import BLOCK, stream
 from .models import LoadedVQVAE
 
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg"}
@@ -31,6 +37,7 @@ class Converted(NamedTuple):
     target: str
     output: pathlib.Path
     seconds: float
+    skipped: bool = False  # finished by an earlier run (listed in its conversions.json), not redone
 
 
 def expand_sources(paths: list[str]) -> list[pathlib.Path]:
@@ -47,42 +54,171 @@ def expand_sources(paths: list[str]) -> list[pathlib.Path]:
     return found
 
 
+class _Source(NamedTuple):
+    codes: np.ndarray  # (F,) int64
+    samples: int       # length at the model rate
+    level_db: float    # RMS level (`audio.loudness_db`)
+
+
+def _encode_source(model, path: pathlib.Path) -> _Source:
+    """Codes and level of one source; its waveform is dropped on return (one file's audio in
+    memory at a time, during encoding only)."""
+    wav = audio.load(path, model.sample_rate, require_speech=True)
+    codes = encode_utterances(model, [wav], progress=False)[0]
+    return _Source(codes, wav.size, audio.loudness_db(wav))
+
+
 def convert(m: LoadedVQVAE, sources: list[pathlib.Path], targets: list[str], out: str | os.PathLike,
             temperature: float = 1.0, seed: int = 0, fast: bool = True, batch_size: int = 8,
-            progress: bool = True) -> tuple[list[Converted], float]:
+            progress: bool = True, overwrite: bool = False, source_speakers: dict | None = None,
+            block: int = BLOCK) -> tuple[list[Converted], float]:
     """Convert every source to every target speaker. `out` is a folder (or, for one source and
-    one target, a .wav path). Returns the conversions and the real-time factor."""
+    one target, a .wav path). Returns the conversions (in source × target order) and the
+    real-time factor of the generation.
+
+    Outputs are generated and written a block at a time (memory does not grow with the
+    length), each to a temporary name renamed when complete; `conversions.json` beside them
+    is rewritten after each one and lists exactly the finished ones. An output listed there
+    by an earlier run with the same checkpoint, temperature and seed is kept, not redone,
+    unless `overwrite`. An interruption (KeyboardInterrupt) leaves no partial file.
+    """
     model = m.model
     speaker_idx = [m.speaker_index(t) for t in targets]  # unknown speakers fail before any work
-    wavs = [audio.load(s, model.sample_rate, require_speech=True) for s in sources]
     out = pathlib.Path(out)
     single = len(sources) * len(targets) == 1 and out.suffix.lower() in AUDIO_SUFFIXES
-    codes = encode_utterances(model, wavs, progress=False)
+    folder = out.parent if single else out
     jobs = [(i, t, k) for i in range(len(sources)) for t, k in zip(targets, speaker_idx)]
+    paths = [out if single else out / f"{sources[i].stem}_to_{t}.wav" for i, t, _ in jobs]
+    settings = {"temperature": temperature, "seed": seed}
+    earlier = set() if overwrite else _finished(folder, m.path, settings)
+    done: dict[int, Converted] = {}
+    for j, (i, t, _) in enumerate(jobs):
+        if (str(sources[i]), t, str(paths[j])) in earlier and paths[j].is_file():
+            done[j] = Converted(sources[i], t, paths[j], audio.info(paths[j]).duration, skipped=True)
+    speakers = source_speakers or {}
+
+    def publish() -> None:
+        write_conversions(folder, [done[j] for j in sorted(done)], m.path, speakers, settings)
+
+    pending = [j for j in range(len(jobs)) if j not in done]
+    encoded: dict[int, _Source] = {}
+    for i in dict.fromkeys(jobs[j][0] for j in pending):  # fails on a bad source before any output
+        encoded[i] = _encode_source(model, sources[i])
+    publish()
+    sr = model.sample_rate
     from tqdm import tqdm
-    bar = tqdm(total=sum(wavs[i].size for i, _, _ in jobs) / model.sample_rate, unit="s audio",
-               desc="converting", disable=not progress, bar_format="{l_bar}{bar}| {n:.1f}/{total:.1f} s{postfix}")
-    done, busy, produced = [], 0.0, 0
-    for start in range(0, len(jobs), batch_size):
-        chunk = jobs[start:start + batch_size]
-        longest = max(codes[i].size for i, _, _ in chunk)
-        ind = torch.zeros(len(chunk), longest, dtype=torch.long)
-        for row, (i, _, _) in enumerate(chunk):
-            ind[row, : codes[i].size] = torch.from_numpy(codes[i])
-        res = generate(model, ind, torch.tensor([k for _, _, k in chunk]),
-                       lengths=[wavs[i].size for i, _, _ in chunk], temperature=temperature,
-                       seed=[seed + start + r for r in range(len(chunk))], fast=fast)
-        busy += res.seconds
-        for (i, target, _), y in zip(chunk, res.audio):
-            y = match_loudness(y, wavs[i])
-            path = out if single else out / f"{sources[i].stem}_to_{target}.wav"
-            audio.save(path, y, model.sample_rate)
-            done.append(Converted(sources[i], target, path, y.size / model.sample_rate))
-            produced += y.size
-        bar.set_postfix_str(f"RTF {busy * model.sample_rate / produced:.2f}")
-        bar.update(sum(wavs[i].size for i, _, _ in chunk) / model.sample_rate)
-    bar.close()
-    return done, busy * model.sample_rate / max(produced, 1)
+    bar = tqdm(total=sum(encoded[jobs[j][0]].samples for j in pending) / sr, unit="s", desc="converting",
+               disable=not progress,
+               bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.1f}/{total:.1f} s audio [{elapsed}<{remaining}{postfix}]")
+    busy, produced = 0.0, 0
+    try:
+        for start in range(0, len(pending), batch_size):
+            batch = pending[start:start + batch_size]
+            items = [encoded[jobs[j][0]] for j in batch]
+            ind = torch.zeros(len(batch), max(s.codes.size for s in items), dtype=torch.long)
+            for row, s in enumerate(items):
+                ind[row, :s.codes.size] = torch.from_numpy(s.codes)
+            writers = [_Writer(paths[j], sr) for j in batch]
+            try:
+                blocks = stream(model, ind, torch.tensor([jobs[j][2] for j in batch]),
+                                lengths=[s.samples for s in items], temperature=temperature,
+                                seed=[seed + j for j in batch], fast=fast, block=block)
+                for b in blocks:
+                    busy += b.seconds
+                    for j, s, w, y in zip(batch, items, writers, b.audio):
+                        if not y.size:
+                            continue
+                        w.write(y)
+                        produced += y.size
+                        if w.samples == s.samples:
+                            with _signals_held():  # the file and its entry appear together
+                                w.finish(LoudnessMatch(s.level_db, w.level_db, w.peak))
+                                done[j] = Converted(sources[jobs[j][0]], jobs[j][1], paths[j], s.samples / sr)
+                                publish()
+                    bar.set_postfix_str(f"RTF {busy * sr / max(produced, 1):.2f}")
+                    bar.update(sum(y.size for y in b.audio) / sr)
+            finally:
+                for w in writers:
+                    w.discard()
+    finally:
+        bar.close()
+    return [done[j] for j in sorted(done)], busy * sr / max(produced, 1)
+
+
+class LoudnessMatch:
+    """Scale an output to a reference RMS level, peak-limited to ±0.999; applied to the whole
+    output or block by block alike (the factors come from the whole output's level and peak)."""
+
+    def __init__(self, reference_db: float, output_db: float, output_peak: float):
+        self.gain = 10 ** ((reference_db - output_db) / 20)
+        # the scaled output's peak, rounded as each scaled sample is (float32 · gain)
+        self.peak = float(np.abs(np.float32(output_peak) * np.float32(self.gain)))
+
+    def __call__(self, y: np.ndarray) -> np.ndarray:
+        y = y * np.float32(self.gain)
+        return (y / np.float32(self.peak) * np.float32(0.999) if self.peak > 1 else y).astype(np.float32)
+
+
+def match_loudness(y: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """Scale y to the RMS level of `reference` (peak-limited to ±1)."""
+    peak = float(np.abs(y).max()) if y.size else 0.0
+    return LoudnessMatch(audio.loudness_db(reference), audio.loudness_db(y), peak)(y)
+
+
+class _Writer:
+    """One output written as it is generated: raw float32 blocks go to a temporary file while
+    the level and peak are summed; `finish` rescales them block by block into the audio file
+    (temporary name, renamed when complete). Memory: one block."""
+
+    def __init__(self, path: pathlib.Path, sample_rate: int):
+        self.path, self.sample_rate = path, sample_rate
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, raw = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".raw.tmp", dir=path.parent)
+        self.raw, self.file = pathlib.Path(raw), os.fdopen(fd, "wb")
+        self.samples, self.sum_squares, self.peak = 0, 0.0, 0.0
+
+    def write(self, y: np.ndarray) -> None:
+        if not np.isfinite(y).all():
+            raise AudioVQError(f"{self.path}: refusing to write NaN or Inf samples")
+        self.file.write(np.ascontiguousarray(y, dtype=np.float32).tobytes())
+        self.samples += y.size
+        self.sum_squares += float(np.square(y, dtype=np.float64).sum())
+        self.peak = max(self.peak, float(np.abs(y).max()))
+
+    @property
+    def level_db(self) -> float:
+        """RMS level in dBFS, as `audio.loudness_db` of everything written."""
+        return 20 * math.log10(max(math.sqrt(self.sum_squares / max(self.samples, 1)), 1e-10))
+
+    def finish(self, scale: LoudnessMatch) -> None:
+        self.file.close()
+        with atomic_path(self.path) as tmp, open(self.raw, "rb") as raw:
+            with sf.SoundFile(str(tmp), "w", samplerate=self.sample_rate, channels=1) as f:
+                while (y := np.fromfile(raw, np.float32, BLOCK)).size:
+                    f.write(np.clip(scale(y), -1.0, 1.0))
+        self.discard()
+
+    def discard(self) -> None:
+        self.file.close()
+        self.raw.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def _signals_held():
+    """Hold SIGINT/SIGTERM until the block ends, then act on them as usual (a finished file
+    and its listing entry appear together, or neither)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    old = {s: signal.signal(s, lambda num, _: caught.append(num)) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, handler in old.items():
+            signal.signal(s, handler)
+        for num in caught[:1]:
+            signal.raise_signal(num)
 
 
 def utterance_id(path: pathlib.Path) -> str:
@@ -90,24 +226,28 @@ def utterance_id(path: pathlib.Path) -> str:
     return re.sub(r"_mic\d$", "", path.stem)
 
 
-def match_loudness(y: np.ndarray, reference: np.ndarray) -> np.ndarray:
-    """Scale y to the RMS level of `reference` (peak-limited to ±1)."""
-    gain = 10 ** ((audio.loudness_db(reference) - audio.loudness_db(y)) / 20)
-    y = y * gain
-    peak = float(np.abs(y).max()) if y.size else 0.0
-    return (y / peak * 0.999 if peak > 1 else y).astype(np.float32)
-
-
 def write_conversions(out_dir: pathlib.Path, items: list[Converted], checkpoint: pathlib.Path,
-                      source_speakers: dict[str, str | None]) -> pathlib.Path:
-    """`conversions.json`: what `audiovq evaluate` reads."""
+                      source_speakers: dict[str, str | None], settings: dict | None = None) -> pathlib.Path:
+    """`conversions.json`: what `audiovq evaluate` reads (and a re-run, to skip finished outputs)."""
     rows = [{"source": str(c.source), "target": c.target, "output": str(c.output),
              "source_speaker": source_speakers.get(str(c.source)),
              "source_utterance": utterance_id(c.source) if source_speakers.get(str(c.source)) else None}
             for c in items]
     path = out_dir / "conversions.json"
-    write_text(path, json.dumps({"checkpoint": str(checkpoint), "items": rows}, indent=1) + "\n")
+    write_text(path, json.dumps({"checkpoint": str(checkpoint), **(settings or {}), "items": rows}, indent=1) + "\n")
     return path
+
+
+def _finished(folder: pathlib.Path, checkpoint: pathlib.Path, settings: dict) -> set[tuple[str, str, str]]:
+    """(source, target, output) of the conversions an earlier run listed in `folder`, when it
+    used the same checkpoint and settings (else none)."""
+    try:
+        listing = json.loads((folder / "conversions.json").read_text())
+        if listing.get("checkpoint") != str(checkpoint) or any(listing.get(k) != v for k, v in settings.items()):
+            return set()
+        return {(i["source"], i["target"], i["output"]) for i in listing["items"]}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return set()
 
 
 # --------------------------------------------------------------------- codes files
