@@ -88,7 +88,7 @@ class StaticSteps:
         j = self.j
         cond = self.rows.index_select(1, self.row_of.index_select(0, j))[:, 0]  # (B, L, G)
         inputs = self.inputs.index_select(1, j)[:, 0] if self.forced else self.prev
-        slots = [table.index_select(0, self.phase)[0] for table in self.stack.taps]
+        slots = self.stack.slots.index_select(0, self.phase)[0]  # (L, K)
         logits = self.stack.step_at(slots, inputs, cond)
         if self.logits is not None:
             self.logits.index_copy_(1, j, logits.unsqueeze(1))

@@ -42,22 +42,22 @@ class TorchStack:
         self.dilations = [layer.dilation for layer in wavenet.layers]
         R = self.w.embed.shape[1]
         self.rings = [self.w.embed.new_zeros(batch, size, R) for size in self.sizes]
-        # Ring slots of the K taps of step t, per layer: row t mod `period` of a (period, K)
-        # table on the device (every size divides the period). Indexing by a device tensor
-        # lets a CUDA graph of one step serve every t (cuda_graph.py).
+        # Ring slots of the K taps of every layer at step t: row t mod `period` of a
+        # (period, L, K) table on the device (every size divides the period). Looked up by a
+        # device tensor, it lets one CUDA graph of a step serve every t (cuda_graph.py).
         self.period = max(self.sizes)
-        K, device = self.kernel, self.w.embed.device
-        back = torch.arange(K - 1, -1, -1)  # steps back of tap k (the last tap is step t)
-        self.taps = [((torch.arange(self.period)[:, None] - back * d) % size).to(device)
-                     for size, d in zip(self.sizes, self.dilations)]
+        back = torch.arange(self.kernel - 1, -1, -1)  # steps back of tap k (the last tap is step t)
+        t = torch.arange(self.period)[:, None]
+        self.slots = torch.stack([(t - back * d) % size for size, d in zip(self.sizes, self.dilations)], 1)
+        self.slots = self.slots.to(self.w.embed.device)
 
     def step(self, t: int, inputs: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         """Step t: input classes (B,) int64 and gate conditioning (B, L, G) → logits (B, O)."""
-        return self.step_at([table[t % self.period] for table in self.taps], inputs, cond)
+        return self.step_at(self.slots[t % self.period], inputs, cond)
 
-    def step_at(self, slots: list[torch.Tensor], inputs: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
-        """One step given each layer's ring slots of its taps (K,) int64 (`taps` rows, the
-        last one the slot of this step): inputs (B,) int64, cond (B, L, G) → logits (B, O)."""
+    def step_at(self, slots: torch.Tensor, inputs: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        """One step given the ring slots of every layer's taps (L, K) int64 (a row of `slots`;
+        the last tap is this step's slot): inputs (B,) int64, cond (B, L, G) → logits (B, O)."""
         w = self.w
         half = math.sqrt(0.5)
         x = w.embed[inputs]  # (B, R)
