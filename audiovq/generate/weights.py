@@ -126,7 +126,8 @@ def quantize_int8(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def to_bfloat16(w: np.ndarray) -> np.ndarray:
-    """float32 → bfloat16 bits (uint16), rounded to nearest even: relative error ≤ 2⁻⁹."""
+    """float32 → bfloat16 bits (uint16), rounded to nearest even: 8 significant bits,
+    relative error ≤ 2⁻⁸."""
     u = np.ascontiguousarray(w, dtype=np.float32).view(np.uint32).astype(np.uint64)
     return ((u + 0x7FFF + ((u >> 16) & 1)) >> 16).astype(np.uint16)
 
