@@ -9,6 +9,10 @@ the WaveNet's own reference `start`/`step` loop. Plain paths run a few hundred s
 
     python tools/bench_generate.py [--seconds 2] [--upsample transposed|repeat] [--device cuda]
 
+Then the fast path's weight precisions (float32, bf16, int8; FastPath's `precision`) at
+batch 1 on one thread and batch 16 on two, run in turn several times in one run (the machine
+is shared: the best of the rounds and the ratios to float32 are what count).
+
 With --device cuda: the PyTorch path on the GPU, one step replayed from a CUDA graph
 (audiovq/generate/cuda_graph.py) against the plain loop of kernel launches.
 """
@@ -18,11 +22,14 @@ import argparse
 import os
 import sys
 import time
+from contextlib import contextmanager
+from functools import partial
 
 import torch
 
 from audiovq.config import load_config
-from audiovq.generate import generate
+from audiovq.generate import engine, generate
+from audiovq.generate.fast import FastPath
 from audiovq.generate.incremental import torch_threads
 from audiovq.nn.vqvae import AudioVQVAE
 
@@ -74,6 +81,39 @@ def measure(model, batch: int, samples: int, fast: bool, threads: int) -> tuple[
     return r.samples_per_s, batch * samples / (time.process_time() - cpu)
 
 
+@contextmanager
+def fast_precision(precision: str):
+    """generate()'s fast path with the given weight precision (the engine does not pass one yet)."""
+    engine.FastPath = partial(FastPath, precision=precision)
+    try:
+        yield
+    finally:
+        engine.FastPath = FastPath
+
+
+def precision_table(model, seconds: float, rounds: int) -> None:
+    """Best samples/s of each precision over `rounds` alternating runs, and the ratio to float32."""
+    precisions = ("float32", "bf16", "int8")
+    for precision in precisions:  # numba compiles each precision's kernel once
+        with fast_precision(precision):
+            measure(model, 1, 256, True, 1)
+            measure(model, 16, 64, True, 2)
+    print(f"\nweight precision (best of {rounds} alternating runs)")
+    print(f"{'batch':>5} {'thr':>3} | " + " | ".join(f"{p:>8} S/s" for p in precisions) + " | "
+          + " ".join(f"{p + '/f32':>9}" for p in precisions[1:]))
+    for batch, threads in ((1, 1), (16, 2)):
+        torch.set_num_threads(threads)
+        n = int(seconds * SR) if batch == 1 else int(seconds * SR / 4)
+        best = dict.fromkeys(precisions, 0.0)
+        for _ in range(rounds):
+            for precision in precisions:
+                with fast_precision(precision):
+                    best[precision] = max(best[precision], measure(model, batch, n, True, threads)[0])
+        print(f"{batch:>5} {threads:>3} | " + " | ".join(f"{best[p]:>12.0f}" for p in precisions) + " | "
+              + " ".join(f"{best[p] / best['float32']:>8.2f}x" for p in precisions[1:]))
+    torch.set_num_threads(os.cpu_count() or 1)
+
+
 def cuda_rate(model, batch: int, samples: int, graph: bool) -> float:
     """Samples/s of `generate` on the model's GPU, with the CUDA graph or the plain loop."""
     os.environ["AUDIOVQ_CUDA_GRAPH"] = "auto" if graph else "off"
@@ -100,6 +140,7 @@ def main(argv=None) -> int:
                     help="samples per item for the plain PyTorch paths (a third of it for batch 16)")
     ap.add_argument("--upsample", default="transposed", choices=["transposed", "repeat"])
     ap.add_argument("--device", default="cpu", help="cpu, or cuda: CUDA graph against the plain loop")
+    ap.add_argument("--rounds", type=int, default=3, help="alternating runs per weight precision")
     args = ap.parse_args(argv)
     model = reference_decoder(args.upsample)
     if args.device != "cpu":
@@ -132,6 +173,8 @@ def main(argv=None) -> int:
     print(f"\nS/CPU-s: samples per CPU-second of this process (× threads ≈ the rate on idle cores). "
           f"torch: generate(fast=False); ref: WaveNet.start/step.\nload average after: "
           f"{os.getloadavg()[0]:.2f}; targets: batch 1 ≥ 22000 S/s, batch 16 ≥ 100000 S/s, ≥ 60x the plain path")
+    precision_table(model, args.seconds, args.rounds)
+    print(f"load average after: {os.getloadavg()[0]:.2f}")
     return 0
 
 
