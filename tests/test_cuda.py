@@ -97,8 +97,8 @@ def test_static_steps_decode_like_the_plain_loop(monkeypatch, upsample, output):
         assert a.shape == b.shape and (a == b).all()
 
 
-def test_failed_capture_falls_back_to_the_eager_step():
-    """A capture that raises (here: no CUDA at all) warns once and computes the same."""
+def test_failed_capture_falls_back_to_the_eager_step(monkeypatch):
+    """A capture that raises warns once and computes what the eager steps compute."""
     net = small_wavenet()
     inputs, _, _ = wavenet_inputs(0, 0)
     spec = SamplerSpec(CATEGORICAL, 1.0)
@@ -109,8 +109,10 @@ def test_failed_capture_falls_back_to_the_eager_step():
         want = eager.run(0, 100, rows, 1 << 62, u, None)
         failing = StaticSteps(TorchStack(net, 3), spec, 0, forced=False, keep_logits=True)
         failing.capture = True
-        if torch.cuda.is_available():  # make it fail on a GPU too
-            failing.device = torch.device("cpu")
+
+        def refuse(*args, **kwargs):
+            raise RuntimeError("no capture here")
+        monkeypatch.setattr(torch.cuda, "Stream", refuse)
         with pytest.warns(UserWarning, match="CUDA graph capture failed"):
             got = failing.run(0, 100, rows, 1 << 62, u, None)
     assert failing.graph is None and not failing.capture
@@ -181,12 +183,13 @@ def test_amp_training_step_matches_float32(tmp_path, monkeypatch, half):
 @pytest.mark.cuda
 @cuda
 def test_ddp_over_nccl_in_one_process(tmp_path):
-    """DistributedDataParallel with nccl, world size 1: one Adam step gives what the bare
-    model gives (the gradient all-reduce over one rank is the identity)."""
+    """DistributedDataParallel with nccl, world size 1: the gradients of one step are the
+    bare model's (the all-reduce over one rank is the identity)."""
     import torch.distributed as dist
     cfg = tiny_config(tmp_path)
-    batch = AudioBatch(*(t.cuda() for t in next_batch(torch.Generator().manual_seed(0), slice(0, 4))))
-    weights = {}
+    batch = next_batch(torch.Generator().manual_seed(0), slice(0, 4))
+    batch = AudioBatch(*(None if t is None else t.cuda() for t in batch))
+    grads = {}
     for wrapped in (False, True):
         torch.manual_seed(0)
         model = AudioVQVAE(cfg.model, 2, 16000).cuda()
@@ -196,11 +199,9 @@ def test_ddp_over_nccl_in_one_process(tmp_path):
             net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[torch.cuda.current_device()],
                                                             broadcast_buffers=False)
         try:
-            opt = torch.optim.Adam(model.parameters(), 1e-3)
             torch.manual_seed(1)
             net(*batch).loss.backward()
-            opt.step()
-            weights[wrapped] = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+            grads[wrapped] = {k: p.grad.cpu() for k, p in model.named_parameters() if p.grad is not None}
             if wrapped:
                 flag = torch.ones(1, device="cuda")
                 dist.all_reduce(flag)
@@ -208,9 +209,9 @@ def test_ddp_over_nccl_in_one_process(tmp_path):
         finally:
             if wrapped:
                 dist.destroy_process_group()
-    for k, v in weights[False].items():
-        if v.is_floating_point():
-            assert torch.allclose(weights[True][k], v, atol=1e-5, rtol=1e-4), k
+    assert grads[True].keys() == grads[False].keys() and grads[False]
+    for k, v in grads[False].items():  # (cuDNN's backward may sum in another order)
+        assert torch.allclose(grads[True][k], v, atol=1e-6, rtol=1e-4), k
 
 
 @pytest.mark.cuda
@@ -218,7 +219,6 @@ def test_ddp_over_nccl_in_one_process(tmp_path):
 @pytest.mark.parametrize("upsample,output", [("transposed", "categorical"), ("repeat", "logistic_mixture")])
 def test_cuda_teacher_forced_logits_equal_cpu(monkeypatch, upsample, output):
     """Decoder logits on CUDA, with the CUDA graph and the plain loop, equal the CPU's."""
-    torch.backends.cuda.matmul.allow_tf32 = False
     model = small_vqvae(upsample, output)
     g = torch.Generator().manual_seed(3)
     indices = torch.randint(0, 16, (2, T // model.hop + 1), generator=g)
@@ -246,8 +246,8 @@ def test_cuda_teacher_forced_logits_equal_cpu(monkeypatch, upsample, output):
 def test_cuda_graph_samples_equal_the_plain_loop(monkeypatch, output):
     """Same seed, same samples: the replayed graph runs the plain loop's kernels."""
     model = small_vqvae("transposed", output).cuda()
-    indices = torch.randint(0, 16, (3, 50), generator=torch.Generator().manual_seed(4))
-    lengths = [50 * model.hop, 20 * model.hop, 300]  # several chunks, items of their own lengths
+    indices = torch.randint(0, 16, (3, 200), generator=torch.Generator().manual_seed(4))
+    lengths = [200 * model.hop, 90 * model.hop, 300]  # several chunks, items of their own lengths
     audio = {}
     for mode in ("off", "auto"):
         graph_mode(monkeypatch, mode)

@@ -124,6 +124,7 @@ class StaticSteps:
     def _state(self) -> list[torch.Tensor]:
         return [*self.stack.rings, self.prev, self.phase, self.j]
 
+    @torch.no_grad()
     def run(self, t0: int, n: int, rows: torch.Tensor, hold: int, uniforms: torch.Tensor,
             forced: torch.Tensor | None) -> ChunkOut:
         if self.shape is None or rows.shape != self.shape[0] or n > self.shape[1]:

@@ -60,7 +60,7 @@ class TorchStack:
         the last tap is this step's slot): inputs (B,) int64, cond (B, L, G) → logits (B, O)."""
         w = self.w
         half = math.sqrt(0.5)
-        x = w.embed[inputs]  # (B, R)
+        x = w.embed.index_select(0, inputs)  # (B, R)
         hs = []
         last = len(self.rings) - 1
         for l, (ring, slot) in enumerate(zip(self.rings, slots)):
