@@ -14,7 +14,8 @@ environment, which needs no audiovq):
     .venv/bin/python tools/abx_crosscheck.py dump /tmp/abx-xcheck
     ~/.cache/audiovq/fastabx-py312/bin/python tools/abx_crosscheck.py score /tmp/abx-xcheck
 
-`dump` takes the first `--sentences` sentences of every speaker of the embedded corpus, computes
+`dump` takes the first `--sentences` sentences of every speaker (or of the first `--speakers`) of
+the embedded corpus (each speaker reads the same sentences), computes
 their features (MFCC, or the shipped model's codeword vectors with `--features codes`), scores our
 ABX with no subsampling, and writes the folder: features/<utterance>.npy (frames, dim) from the start
 of the prepared audio, abx.item (ZeroSpeech item file on that timeline, plus our frame range of each
@@ -36,7 +37,7 @@ DATA = "data/embedded-24+flitex60-seed0/prepared-8000"
 ITEM_COLUMNS = "#file onset offset #phone prev-phone next-phone speaker our_start our_stop".split()
 
 
-def dump(out: pathlib.Path, data: str, sentences: int, features: str) -> None:
+def dump(out: pathlib.Path, data: str, sentences: int, speakers: int | None, features: str) -> None:
     """Mode A (project venv): our ABX, and the items and features it used."""
     from audiovq import audio
     from audiovq.analysis import abx, baselines, labels
@@ -47,7 +48,9 @@ def dump(out: pathlib.Path, data: str, sentences: int, features: str) -> None:
     manifest = Manifest.load(data)
     align = pathlib.Path(manifest.source_root) / "alignments"
     wanted = {f"{k:03d}" for k in range(1, sentences + 1)}
-    utts = [u for u in manifest.utterances if u.id.rsplit("_", 1)[-1] in wanted and find_textgrid(align, u)]
+    voices = {s.id for s in manifest.speakers[:speakers]}
+    utts = [u for u in manifest.utterances
+            if u.id.rsplit("_", 1)[-1] in wanted and u.speaker in voices and find_textgrid(align, u)]
     grids = [labels.normalize_intervals(labels.phone_tier(read_textgrid(find_textgrid(align, u))))
              for u in utts]
     wavs = [audio.load(manifest.audio_path(u), manifest.sample_rate) for u in utts]
@@ -147,6 +150,7 @@ def main() -> int:
     d.add_argument("out", type=pathlib.Path)
     d.add_argument("--data", default=DATA, help=f"prepared corpus (default {DATA})")
     d.add_argument("--sentences", type=int, default=10, help="sentences per speaker (default 10)")
+    d.add_argument("--speakers", type=int, help="the first N speakers only (default all)")
     d.add_argument("--features", choices=["mfcc", "codes"], default="mfcc",
                    help="MFCC at 100 Hz, or the shipped model's codeword vectors")
     s = sub.add_parser("score", help="mode B (Python 3.12 + fastabx): fastabx on the same items, compared")
@@ -154,7 +158,7 @@ def main() -> int:
     s.add_argument("--tolerance", type=float, default=1e-3)
     a = p.parse_args()
     if a.mode == "dump":
-        dump(a.out, a.data, a.sentences, a.features)
+        dump(a.out, a.data, a.sentences, a.speakers, a.features)
         return 0
     return score(a.out, a.tolerance)
 
