@@ -26,11 +26,13 @@ from typing import NamedTuple
 
 import numpy as np
 import torch
-from numba import njit
+from llvmlite import ir
+from numba import njit, types
+from numba.core import cgutils
+from numba.extending import intrinsic, overload
 
 from ..errors import AudioVQError
 from ..nn.wavenet import WaveNet
-from .panel import panel_matvec
 from .sampling import CATEGORICAL, U_CLIP, SamplerSpec
 from .weights import PANEL, PRECISIONS, history_sizes, no_panels, pack_stack, stack_arrays
 
@@ -125,13 +127,210 @@ def _matmul(W, X, out, width):
             _matvec(W, X[b], out[b])
 
 
+# ---------------------------------------------------------------- reduced-precision panels
+# Mat-vecs over the int8 / bfloat16 panels of `weights.PanelWeights`, written as LLVM IR
+# (numba intrinsics: numba has no vector types, and LLVM does not find this form itself).
+# For each panel of PANEL outputs, PANEL / 16 vectors of 16 lanes stay in registers while
+# the loop runs over the inputs, each step broadcasting x[i] and adding one contiguous row of
+# PANEL weights — no horizontal sums and no reloads of x per output, which is what bounds
+# the float32 row-by-row `_matvec` at batch 1. Two accumulator sets (even and odd steps)
+# let the multiply-adds overlap. LLVM lowers 16-lane vectors to what the CPU has (two AVX2
+# registers, four SSE ones).
+# bfloat16: the upper half of a float32, widened with a shift, float32 multiply-adds.
+# int8: x is first rounded to 16-bit integers (`_quantize`, ≥ 13 bits: far finer than the
+# weights), then products are summed exactly in int32, two at a time (LLVM turns the
+# pattern into pmaddwd, or VNNI vpdpwssd: 32 products per instruction and no int → float
+# conversion per weight); the float32 scale is applied once per output.
+# (Kept in this file: numba's cache of `run_lanes` only notices changes to this file.)
+
+LANES = 16
+VECTORS = PANEL // LANES
+
+
+@intrinsic
+def _panel_bf16(typingctx, data, scale, x, out):
+    """out[:n·PANEL] += scale[:n·PANEL] ⊙ (W x), W given as panels data (n, I, PANEL) of int8
+    or uint16 (bfloat16 bits), all C-contiguous; x (I,) and out float32, contiguous."""
+    contiguous = all(isinstance(a, types.Array) and a.layout == "C" for a in (data, scale, x, out))
+    if not (contiguous and data.ndim == 3 and data.dtype in (types.int8, types.uint16)
+            and scale.dtype == x.dtype == out.dtype == types.float32):
+        return None
+
+    def codegen(context, builder, sig, args):
+        dty, sty, xty, oty = sig.args
+        D = context.make_array(dty)(context, builder, args[0])
+        S = context.make_array(sty)(context, builder, args[1])
+        X = context.make_array(xty)(context, builder, args[2])
+        Out = context.make_array(oty)(context, builder, args[3])
+        panels, inputs = cgutils.unpack_tuple(builder, D.shape)[:2]
+        i64, i32, f32 = ir.IntType(64), ir.IntType(32), ir.FloatType()
+        vf = ir.VectorType(f32, LANES)
+        vi32 = ir.VectorType(i32, LANES)
+        velt = ir.VectorType(context.get_value_type(dty.dtype), LANES)
+        fma = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vf, [vf, vf, vf]),
+                                             f"llvm.fma.v{LANES}f32")
+        const = lambda v: ir.Constant(i64, v)
+        zero = ir.Constant(vf, [0.0] * LANES)
+
+        def vector_at(base, offset, vty):
+            return builder.bitcast(builder.gep(base, [offset]), vty.as_pointer())
+
+        def widen(w):
+            if dty.dtype == types.uint16:  # bfloat16 bits → float32 bits
+                return builder.bitcast(builder.shl(builder.zext(w, vi32), ir.Constant(vi32, [16] * LANES)), vf)
+            return builder.sitofp(w, vf)
+
+        def add_input(accs, start, i):
+            """accs += W[panel, i, :] · x[i]"""
+            xi = builder.load(builder.gep(X.data, [i]))
+            xv = builder.insert_element(ir.Constant(vf, ir.Undefined), xi, ir.Constant(i32, 0))
+            xv = builder.shuffle_vector(xv, ir.Constant(vf, ir.Undefined), ir.Constant(vi32, [0] * LANES))
+            row = builder.add(start, builder.mul(i, const(PANEL)))
+            for k, acc in enumerate(accs):
+                w = builder.load(vector_at(D.data, builder.add(row, const(k * LANES)), velt), align=1)
+                builder.store(builder.call(fma, [widen(w), xv, builder.load(acc)]), acc)
+
+        with cgutils.for_range(builder, panels) as p:
+            # allocas in the entry block; mem2reg turns them into registers
+            even = [cgutils.alloca_once(builder, vf) for _ in range(VECTORS)]
+            odd = [cgutils.alloca_once(builder, vf) for _ in range(VECTORS)]
+            for acc in even + odd:
+                builder.store(zero, acc)
+            start = builder.mul(builder.mul(p.index, inputs), const(PANEL))
+            with cgutils.for_range(builder, builder.udiv(inputs, const(2))) as pair:
+                i = builder.mul(pair.index, const(2))
+                add_input(even, start, i)
+                add_input(odd, start, builder.add(i, const(1)))
+            with builder.if_then(builder.icmp_unsigned("!=", builder.urem(inputs, const(2)), const(0))):
+                add_input(even, start, builder.sub(inputs, const(1)))
+            for k in range(VECTORS):
+                o = builder.add(builder.mul(p.index, const(PANEL)), const(k * LANES))
+                s = builder.load(vector_at(S.data, o, vf), align=1)
+                dst = vector_at(Out.data, o, vf)
+                acc = builder.fadd(builder.load(even[k]), builder.load(odd[k]))
+                builder.store(builder.call(fma, [acc, s, builder.load(dst, align=1)]), dst, align=1)
+        return context.get_dummy_value()
+
+    return types.void(data, scale, x, out), codegen
+
+
+@intrinsic
+def _panel_int8(typingctx, data, scale, xq, xscale, out):
+    """out[:n·PANEL] += xscale · scale ⊙ (W xq) in exact int32 arithmetic: W as int8 panels of
+    input pairs data (n, ⌈I/2⌉, PANEL, 2), xq int16 (≥ 2⌈I/2⌉,) (the caller keeps
+    127 · max|xq| · I < 2³¹). Each pair of products is one multiply-add of 16-bit pairs (x86
+    pmaddwd, or VNNI vpdpwssd with the add: 32 products per instruction, no int→float
+    conversion per weight)."""
+    contiguous = all(isinstance(a, types.Array) and a.layout == "C" for a in (data, scale, xq, out))
+    if not (contiguous and data.ndim == 4 and data.dtype == types.int8 and xq.dtype == types.int16
+            and scale.dtype == out.dtype == types.float32 and xscale == types.float32):
+        return None
+
+    def codegen(context, builder, sig, args):
+        dty, sty, qty, _, oty = sig.args
+        D = context.make_array(dty)(context, builder, args[0])
+        S = context.make_array(sty)(context, builder, args[1])
+        Q = context.make_array(qty)(context, builder, args[2])
+        Out = context.make_array(oty)(context, builder, args[4])
+        panels, pairs = cgutils.unpack_tuple(builder, D.shape)[:2]
+        i8, i16, i32, i64, f32 = (ir.IntType(8), ir.IntType(16), ir.IntType(32), ir.IntType(64), ir.FloatType())
+        W2 = 2 * LANES  # 16-bit values per vector
+        vw8, vw16, vw32 = ir.VectorType(i8, W2), ir.VectorType(i16, W2), ir.VectorType(i32, W2)
+        vi32, vf = ir.VectorType(i32, LANES), ir.VectorType(f32, LANES)
+        even = ir.Constant(ir.VectorType(i32, LANES), list(range(0, W2, 2)))
+        odd = ir.Constant(ir.VectorType(i32, LANES), list(range(1, W2, 2)))
+        const = lambda v: ir.Constant(i64, v)
+        zero = ir.Constant(vi32, [0] * LANES)
+        pair_ptr = builder.bitcast(Q.data, i32.as_pointer())  # xq[2j], xq[2j+1] as one 32-bit word
+
+        def vector_at(base, offset, vty):
+            return builder.bitcast(builder.gep(base, [offset]), vty.as_pointer())
+
+        def add_pair(accs, start, j):
+            """accs += W[panel, 2j:2j+2, :] · xq[2j:2j+2]"""
+            word = builder.load(builder.gep(pair_ptr, [j]))
+            xv = builder.insert_element(ir.Constant(vi32, ir.Undefined), word, ir.Constant(i32, 0))
+            xv = builder.shuffle_vector(xv, ir.Constant(vi32, ir.Undefined), ir.Constant(vi32, [0] * LANES))
+            xw = builder.sext(builder.bitcast(xv, vw16), vw32)
+            row = builder.add(start, builder.mul(j, const(2 * PANEL)))
+            for k, acc in enumerate(accs):
+                w = builder.load(vector_at(D.data, builder.add(row, const(k * W2)), vw8), align=1)
+                prod = builder.mul(builder.sext(w, vw32), xw)
+                pair_sum = builder.add(builder.shuffle_vector(prod, prod, even), builder.shuffle_vector(prod, prod, odd))
+                builder.store(builder.add(builder.load(acc), pair_sum), acc)
+
+        xs = builder.insert_element(ir.Constant(vf, ir.Undefined), args[3], ir.Constant(i32, 0))
+        xs = builder.shuffle_vector(xs, ir.Constant(vf, ir.Undefined), ir.Constant(vi32, [0] * LANES))
+        with cgutils.for_range(builder, panels) as p:
+            sets = [[cgutils.alloca_once(builder, vi32) for _ in range(VECTORS)] for _ in range(2)]
+            for acc in sets[0] + sets[1]:
+                builder.store(zero, acc)
+            start = builder.mul(builder.mul(p.index, pairs), const(2 * PANEL))
+            with cgutils.for_range(builder, builder.udiv(pairs, const(2))) as it:
+                j = builder.mul(it.index, const(2))
+                add_pair(sets[0], start, j)
+                add_pair(sets[1], start, builder.add(j, const(1)))
+            with builder.if_then(builder.icmp_unsigned("!=", builder.urem(pairs, const(2)), const(0))):
+                add_pair(sets[0], start, builder.sub(pairs, const(1)))
+            for k in range(VECTORS):
+                o = builder.add(builder.mul(p.index, const(PANEL)), const(k * LANES))
+                s = builder.fmul(builder.load(vector_at(S.data, o, vf), align=1), xs)
+                acc = builder.sitofp(builder.add(builder.load(sets[0][k]), builder.load(sets[1][k])), vf)
+                dst = vector_at(Out.data, o, vf)
+                fma = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vf, [vf, vf, vf]),
+                                                     f"llvm.fma.v{LANES}f32")
+                builder.store(builder.call(fma, [acc, s, builder.load(dst, align=1)]), dst, align=1)
+        return context.get_dummy_value()
+
+    return types.void(data, scale, xq, xscale, out), codegen
+
+
+_INT32_MAX = 2 ** 31 - 1
+
+
+@njit(inline="always", **_FAST)
+def _quantize(x, n_pairs, xq):
+    """x (≥ I,) → xq (2·n_pairs,) int16 with x ≈ scale · xq, |xq| ≤ Q = min(32767, (2³¹ − 1) //
+    (127 · 2·n_pairs)) so that no int32 sum of int8 × xq products overflows; returns scale."""
+    I = min(x.shape[0], 2 * n_pairs)
+    q = np.float32(min(32767, _INT32_MAX // (127 * 2 * n_pairs)))
+    peak = np.float32(0.0)
+    for i in range(I):
+        peak = max(peak, abs(x[i]))
+    if peak == 0:
+        peak = np.float32(1.0)
+    inv = q / peak
+    for i in range(I):
+        xq[i] = np.int16(min(max(np.rint(x[i] * inv), -q), q))
+    for i in range(I, 2 * n_pairs):
+        xq[i] = 0
+    return peak / q
+
+
+def panel_product(P, scale, x, out, xq):
+    """out += W x over panels P (int8 or bfloat16; see `weights.PanelWeights`)."""
+
+
+@overload(panel_product, jit_options=_FAST)
+def _panel_product(P, scale, x, out, xq):
+    if P.dtype == types.int8:
+        def product(P, scale, x, out, xq):
+            xs = _quantize(x, P.shape[1], xq)
+            _panel_int8(P, scale, xq, xs, out)
+    else:
+        def product(P, scale, x, out, xq):
+            _panel_bf16(P, scale, x, out)
+    return product
+
+
 @njit(**_FAST)
-def _product(W, P, scale, X, out, width, packed):
+def _product(W, P, scale, X, out, width, packed, xq):
     """out (width, O′) += X (width, I) @ Wᵀ: float32 W (O, I), or when `packed` its panels P
-    with per-output scales (weights.PanelWeights; out padded to O′ = whole panels)."""
+    with per-output scales (weights.PanelWeights; out padded to O′ = whole panels; xq an
+    int16 scratch of ≥ I + 1)."""
     if packed:
         for b in range(width):
-            panel_matvec(P, scale, X[b], out[b])
+            panel_product(P, scale, X[b], out[b], xq)
     else:
         _matmul(W, X, out, width)
 
@@ -219,6 +418,7 @@ def run_lanes(lane0, width, t0, n, w, p, packed, ring_off, ring_mask, ring, prev
     z = np.zeros((width, pad(S)), f32)
     head = np.zeros((width, pad(O)), f32)
     logits = head[:, :O]
+    xq = np.zeros(max(KR, L * H, S) + 1, np.int16)
     scaled = np.empty(O, f32)
     cum = np.empty(O, np.float64)
     for j in range(n):
@@ -244,7 +444,7 @@ def run_lanes(lane0, width, t0, n, w, p, packed, ring_off, ring_mask, ring, prev
                 for k in range(K):
                     xin[b, k * R:(k + 1) * R] = ring[lane, off + ((t - (K - 1 - k) * d) & m)]
                 pre[b, :G] = rows[lane_row[lane], row, l]
-            _product(w.conv[l], p.conv[l], p.conv_scale[l], xin, pre, width, packed)
+            _product(w.conv[l], p.conv[l], p.conv_scale[l], xin, pre, width, packed, xq)
             for b in range(width):
                 for i in range(H):
                     h[b, i] = _tanh(pre[b, i]) * (_HALF + _HALF * _tanh(_HALF * pre[b, H + i]))
@@ -252,23 +452,23 @@ def run_lanes(lane0, width, t0, n, w, p, packed, ring_off, ring_mask, ring, prev
             if l < L - 1:
                 for b in range(width):
                     rs[b, :R] = w.res_bias[l]
-                _product(w.res[l], p.res[l], p.res_scale[l], h, rs, width, packed)
+                _product(w.res[l], p.res[l], p.res_scale[l], h, rs, width, packed, xq)
                 for b in range(width):
                     for r in range(R):
                         x[b, r] = _SQRT_HALF * x[b, r] + rs[b, r]
         for b in range(width):
             skip[b, :S] = w.skip_bias
-        _product(w.skip, p.skip, p.skip_scale, hall, skip, width, packed)
+        _product(w.skip, p.skip, p.skip_scale, hall, skip, width, packed, xq)
         for b in range(width):
             for i in range(S):
                 skip[b, i] = max(skip[b, i], f32(0.0))
             z[b, :S] = w.head1_bias
-        _product(w.head1, p.head1, p.head1_scale, skip, z, width, packed)
+        _product(w.head1, p.head1, p.head1_scale, skip, z, width, packed, xq)
         for b in range(width):
             for i in range(S):
                 z[b, i] = max(z[b, i], f32(0.0))
             logits[b, :] = w.head2_bias
-        _product(w.head2, p.head2, p.head2_scale, z, head, width, packed)
+        _product(w.head2, p.head2, p.head2_scale, z, head, width, packed, xq)
         for b in range(width):
             lane = lane0 + b
             if t >= lane_len[lane]:
@@ -322,7 +522,7 @@ class FastPath:
     thread computes the gate conditioning of its own items, then runs their lanes.
 
     precision: the mat-vec weights as "float32" (the module's own), "bf16" or "int8" (panels
-    of `weights.pack_stack`, float32 accumulation; see `panel.py` for why it is faster)."""
+    of `weights.pack_stack`; see "reduced-precision panels" above for the arithmetic)."""
 
     def __init__(self, wavenet: WaveNet, lengths: list[int], spec: SamplerSpec, first_input: int,
                  forced: torch.Tensor | None = None, keep_logits: bool = False, threads: int = 1,

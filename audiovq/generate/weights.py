@@ -93,17 +93,21 @@ def history_sizes(wavenet: WaveNet) -> list[int]:
 # ---------------------------------------------------------------- reduced-precision panels
 # One step at batch 1 reads every weight once; in float32 that is ~2.5 MB for the reference
 # decoder, more than a core's L2. The fast path can instead read int8 or bfloat16 weights in
-# "panels": a matrix (O, I) becomes (⌈O / PANEL⌉, I, PANEL), so the kernel (fast.py) keeps
-# PANEL outputs in vector registers and streams one contiguous PANEL-wide row per input,
-# with no horizontal sums. Outputs are padded with zero rows to a multiple of PANEL.
+# "panels": a matrix (O, I) becomes (⌈O / PANEL⌉, I, PANEL), so the kernels (fast.py) keep
+# PANEL outputs in vector registers and stream one contiguous PANEL-wide row per input,
+# with no horizontal sums. int8 panels hold pairs of inputs side by side,
+# (⌈O / PANEL⌉, ⌈I / 2⌉, PANEL, 2), for 16-bit pair multiply-adds (pmaddwd / vpdpwssd).
+# Outputs are padded with zero rows to a multiple of PANEL (and int8 inputs with a zero
+# column to an even count).
 
 PANEL = 64  # outputs per panel: 4 accumulators of 16 float32 lanes (AVX-512; two of 8 on AVX2)
 PRECISIONS = ("float32", "bf16", "int8")
 
 
 class PanelWeights(NamedTuple):
-    """The mat-vec weights of a StackWeights as panels (data int8 or uint16 = bfloat16 bits)
-    and per-output scales (ones for bfloat16): W[o, i] ≈ scale[o] · data[o // PANEL, i, o % PANEL]."""
+    """The mat-vec weights of a StackWeights as panels and per-output scales. bfloat16:
+    uint16 bits, W[o, i] ≈ data[o // P, i, o % P] (scales 1); int8: W[o, i] ≈ scale[o] ·
+    data[o // P, i // 2, o % P, i % 2]. Shapes for bfloat16 (int8: (…, ⌈I/2⌉, P, 2)):"""
     conv: np.ndarray        # (L, ⌈G/P⌉, K·R, P)
     conv_scale: np.ndarray  # (L, ⌈G/P⌉·P)
     res: np.ndarray         # (L, ⌈R/P⌉, H, P)
@@ -136,12 +140,16 @@ def from_bfloat16(b: np.ndarray) -> np.ndarray:
     return (b.astype(np.uint32) << 16).view(np.float32)
 
 
-def _panels(a: np.ndarray) -> np.ndarray:
-    """(…, O, I) → (…, ⌈O/PANEL⌉, I, PANEL), zero rows appended."""
+def _panels(a: np.ndarray, pairs: bool = False) -> np.ndarray:
+    """(…, O, I) → (…, ⌈O/PANEL⌉, I, PANEL), or with pairs (…, ⌈O/PANEL⌉, ⌈I/2⌉, PANEL, 2);
+    zero rows (and a zero column) appended."""
     *lead, O, I = a.shape
-    pad = -O % PANEL
-    a = np.concatenate([a, np.zeros((*lead, pad, I), a.dtype)], axis=-2) if pad else a
-    return np.ascontiguousarray(a.reshape(*lead, (O + pad) // PANEL, PANEL, I).swapaxes(-1, -2))
+    widths = [(0, 0)] * len(lead) + [(0, -O % PANEL), (0, I % 2 if pairs else 0)]
+    a = np.pad(a, widths)
+    P, I = a.shape[-2] // PANEL, a.shape[-1]
+    if pairs:
+        return np.ascontiguousarray(np.moveaxis(a.reshape(*lead, P, PANEL, I // 2, 2), -3, -2))
+    return np.ascontiguousarray(a.reshape(*lead, P, PANEL, I).swapaxes(-1, -2))
 
 
 def _pad_rows(s: np.ndarray) -> np.ndarray:
@@ -157,16 +165,20 @@ def pack_matrix(w: np.ndarray, precision: str) -> tuple[np.ndarray, np.ndarray]:
         q, scale = to_bfloat16(w), np.ones(w.shape[:-1], np.float32)
     else:
         raise ValueError(f"precision must be one of {PRECISIONS[1:]} for panels, got {precision!r}")
-    return _panels(q), _pad_rows(scale)
+    return _panels(q, pairs=precision == "int8"), _pad_rows(scale)
 
 
-def unpack_matrix(data: np.ndarray, scale: np.ndarray, rows: int) -> np.ndarray:
-    """The float32 (…, rows, I) matrix that panels stand for (the inverse of `pack_matrix`
+def unpack_matrix(data: np.ndarray, scale: np.ndarray, rows: int, cols: int) -> np.ndarray:
+    """The float32 (…, rows, cols) matrix that panels stand for (the inverse of `pack_matrix`
     up to rounding)."""
-    v = from_bfloat16(data) if data.dtype == np.uint16 else data.astype(np.float32)
+    if data.dtype == np.uint16:
+        v = from_bfloat16(data)
+    else:  # (…, n, I/2, P, 2) → (…, n, I, P)
+        v = np.moveaxis(data, -2, -3).astype(np.float32)
+        v = v.reshape(*v.shape[:-3], v.shape[-3], -1).swapaxes(-1, -2)
     *lead, n, I, P = v.shape
     full = v.swapaxes(-1, -2).reshape(*lead, n * P, I) * scale[..., None]
-    return full[..., :rows, :]
+    return full[..., :rows, :cols]
 
 
 def pack_stack(w: StackWeights, precision: str) -> PanelWeights:
@@ -180,6 +192,6 @@ def pack_stack(w: StackWeights, precision: str) -> PanelWeights:
 
 def no_panels() -> PanelWeights:
     """Placeholder of the right types for the float32 path (which reads no panels)."""
-    d4, d3, s2, s1 = np.zeros((1, 1, 1, PANEL), np.int8), np.zeros((1, 1, PANEL), np.int8), \
+    d4, d3, s2, s1 = np.zeros((1, 1, 1, PANEL), np.uint16), np.zeros((1, 1, PANEL), np.uint16), \
         np.ones((1, PANEL), np.float32), np.ones(PANEL, np.float32)
     return PanelWeights(d4, s2, d4, s2, d3, s1, d3, s1, d3, s1)
