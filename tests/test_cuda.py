@@ -119,6 +119,52 @@ def test_failed_capture_falls_back_to_the_eager_step(monkeypatch):
     assert torch.equal(got.logits, want.logits) and torch.equal(got.classes, want.classes)
 
 
+@pytest.mark.parametrize("lengths", [[T, 200, 7], [2]], ids=["chunks", "shorter-than-warm-up"])
+def test_capture_and_replay_logic_with_a_stand_in_graph(monkeypatch, lengths):
+    """The capture sequence on the CPU, with stand-ins for the CUDA stream and graph (the
+    warm-up runs steps for real, the "capture" runs one, "replay" runs `step`): the state
+    they change is put back, so the samples are the plain loop's."""
+    import contextlib
+    from audiovq.generate import cuda_graph
+
+    made = []
+
+    class Stream:
+        def __init__(self, *args, **kwargs):
+            pass
+
+        def wait_stream(self, other):
+            pass
+
+    class Graph:
+        def replay(self):
+            made[-1].step()
+
+    class Steps(StaticSteps):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.capture = True
+            made.append(self)
+
+    for name, value in [("Stream", Stream), ("current_stream", lambda *a: Stream()), ("CUDAGraph", Graph),
+                        ("stream", lambda s: contextlib.nullcontext()),
+                        ("graph", lambda g: contextlib.nullcontext())]:
+        monkeypatch.setattr(torch.cuda, name, value)
+    monkeypatch.setattr(cuda_graph, "StaticSteps", Steps)
+    monkeypatch.setattr("audiovq.generate.incremental.StaticSteps", Steps)
+    net = small_wavenet(glob=3)
+    glo = torch.randn(len(lengths), 3, generator=torch.Generator().manual_seed(1))
+    out = {}
+    for mode in ("off", "on"):
+        graph_mode(monkeypatch, mode)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("error", message="CUDA graph capture failed")
+            out[mode] = generate_wavenet(net, lengths, glob=glo, seed=3, fast=False).values
+    assert made and all(isinstance(m.graph, Graph) for m in made)
+    for a, b in zip(out["on"], out["off"]):
+        assert (a == b).all()
+
+
 def test_bad_graph_mode_is_refused(monkeypatch):
     graph_mode(monkeypatch, "sometimes")
     with pytest.raises(ValueError, match="AUDIOVQ_CUDA_GRAPH"):

@@ -109,6 +109,7 @@ class StaticSteps:
             side.wait_stream(torch.cuda.current_stream(self.device))
             with torch.cuda.stream(side):
                 for _ in range(3):
+                    self.j.zero_()  # stay inside the buffers, however short the chunk
                     self.step()
             torch.cuda.current_stream(self.device).wait_stream(side)
             graph = torch.cuda.CUDAGraph()
