@@ -167,7 +167,7 @@ def _decode(a: argparse.Namespace) -> None:
     from .convert import load_codes
     from .generate import generate
     from .models import load_vqvae
-    m = load_vqvae(a.checkpoint)
+    m = load_vqvae(a.checkpoint, a.device)
     spk = m.speaker_index(a.speaker)
     codes, meta = load_codes(a.codes, m.model.quantizer.num_codes)
     length = min(int(meta.get("num_samples") or codes.size * m.model.hop), codes.size * m.model.hop)
@@ -316,6 +316,7 @@ def build_parser() -> argparse.ArgumentParser:
     de.add_argument("--out", required=True, metavar="WAV", help="output audio file")
     de.add_argument("--checkpoint", **ck)
     _generation_options(de)
+    de.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     de.set_defaults(func=_decode)
 
     ev = sub.add_parser("evaluate", help="score conversions: speaker similarity, content kept, signal, WER, DNSMOS",
