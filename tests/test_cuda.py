@@ -18,6 +18,7 @@ import torch
 
 from audiovq.config import load_config
 from audiovq.data.datasets import AudioBatch
+from audiovq.errors import AudioVQError
 from audiovq.generate import generate, generate_wavenet, teacher_forced_logits
 from audiovq.generate.cuda_graph import StaticSteps
 from audiovq.generate.incremental import TorchStack
@@ -167,7 +168,7 @@ def test_capture_and_replay_logic_with_a_stand_in_graph(monkeypatch, lengths):
 
 def test_bad_graph_mode_is_refused(monkeypatch):
     graph_mode(monkeypatch, "sometimes")
-    with pytest.raises(ValueError, match="AUDIOVQ_CUDA_GRAPH"):
+    with pytest.raises(AudioVQError, match="AUDIOVQ_CUDA_GRAPH"):
         teacher_forced_logits(small_wavenet(), torch.zeros(1, 5, dtype=torch.int64), fast=False)
 
 

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, NamedTuple
 
 import torch
 
+from ..errors import AudioVQError
 from .sampling import SamplerSpec, sample
 
 if TYPE_CHECKING:
@@ -35,7 +36,7 @@ def wanted(device: torch.device) -> bool:
     """Whether generation on `device` runs `StaticSteps` (see the module doc)."""
     mode = os.environ.get("AUDIOVQ_CUDA_GRAPH", "auto").lower()
     if mode not in MODES:
-        raise ValueError(f"AUDIOVQ_CUDA_GRAPH={mode}: expected one of {', '.join(MODES)}")
+        raise AudioVQError(f"AUDIOVQ_CUDA_GRAPH={mode}: expected one of {', '.join(MODES)}")
     return mode == "on" or (mode == "auto" and device.type == "cuda")
 
 
