@@ -288,15 +288,29 @@ def _panel_int8(typingctx, data, scale, xq, xscale, out):
 _INT32_MAX = 2 ** 31 - 1
 
 
+@intrinsic
+def _float_from_bits(typingctx, bits):
+    """The float32 whose bit pattern is the low 32 bits of the unsigned integer `bits`."""
+    if not (isinstance(bits, types.Integer) and not bits.signed):
+        return None
+
+    def codegen(context, builder, sig, args):
+        low = builder.trunc(args[0], ir.IntType(32)) if bits.bitwidth > 32 else args[0]
+        return builder.bitcast(low, ir.FloatType())
+    return types.float32(bits), codegen
+
+
 @njit(inline="always", **_FAST)
 def _quantize(x, n_pairs, xq):
     """x (≥ I,) → xq (2·n_pairs,) int16 with x ≈ scale · xq, |xq| ≤ Q = min(32767, (2³¹ − 1) //
     (127 · 2·n_pairs)) so that no int32 sum of int8 × xq products overflows; returns scale."""
     I = min(x.shape[0], 2 * n_pairs)
     q = np.float32(min(32767, _INT32_MAX // (127 * 2 * n_pairs)))
-    peak = np.float32(0.0)
+    bits = x.view(np.uint32)  # max |x| as the max of its bits without the sign: an integer
+    top = np.uint32(0)        # reduction vectorizes, a float max does not (10x here)
     for i in range(I):
-        peak = max(peak, abs(x[i]))
+        top = max(top, bits[i] & np.uint32(0x7FFFFFFF))
+    peak = _float_from_bits(top)
     if peak == 0:
         peak = np.float32(1.0)
     inv = q / peak
