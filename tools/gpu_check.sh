@@ -65,8 +65,8 @@ fail() {  # NAME: the stage's last line
     record "$1" "FAILED after ${took} s: $(grep -v '^\s*$' "$work/$1.log" | tail -n 1 | cut -c1-100)"
 }
 
-# 1. the cuda-marked tests
-if stage tests 150 "$PY" -m pytest -m cuda tests/test_cuda.py -q -p no:cacheprovider; then
+# 1. the tests marked cuda (tests/test_cuda.py, and any added elsewhere)
+if stage tests 150 "$PY" -m pytest -m cuda tests/ -q -p no:cacheprovider; then
     record tests "$(tail -n 1 "$work/tests.log")"
 else
     fail tests
