@@ -107,9 +107,10 @@ def convert(m: LoadedVQVAE, sources: list[pathlib.Path], targets: list[str], out
     publish()
     sr = model.sample_rate
     from tqdm import tqdm
+    # seconds of audio done / to do, time spent < time left (ETA), real-time factor
     bar = tqdm(total=sum(encoded[jobs[j][0]].samples for j in pending) / sr, unit="s", desc="converting",
-               disable=not progress,
-               bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.1f}/{total:.1f} s audio [{elapsed}<{remaining}{postfix}]")
+               disable=not progress, bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.1f}/{total:.1f} s audio "
+                                                "[{elapsed}<{remaining}{postfix}]")
     busy, produced = 0.0, 0
     try:
         for start in range(0, len(pending), batch_size):
@@ -120,23 +121,24 @@ def convert(m: LoadedVQVAE, sources: list[pathlib.Path], targets: list[str], out
                 ind[row, :s.codes.size] = torch.from_numpy(s.codes)
             writers = [_Writer(paths[j], sr) for j in batch]
             try:
-                blocks = stream(model, ind, torch.tensor([jobs[j][2] for j in batch]),
-                                lengths=[s.samples for s in items], temperature=temperature,
-                                seed=[seed + j for j in batch], fast=fast, block=block)
-                for b in blocks:
-                    busy += b.seconds
-                    for j, s, w, y in zip(batch, items, writers, b.audio):
-                        if not y.size:
-                            continue
-                        w.write(y)
-                        produced += y.size
-                        if w.samples == s.samples:
-                            with _signals_held():  # the file and its entry appear together
-                                w.finish(LoudnessMatch(s.level_db, w.level_db, w.peak))
-                                done[j] = Converted(sources[jobs[j][0]], jobs[j][1], paths[j], s.samples / sr)
-                                publish()
-                    bar.set_postfix_str(f"RTF {busy * sr / max(produced, 1):.2f}")
-                    bar.update(sum(y.size for y in b.audio) / sr)
+                with contextlib.closing(stream(
+                        model, ind, torch.tensor([jobs[j][2] for j in batch]), lengths=[s.samples for s in items],
+                        temperature=temperature, seed=[seed + j for j in batch], fast=fast, block=block)) as blocks:
+                    # (closed at once on an interruption: the generator's worker threads end)
+                    for b in blocks:
+                        busy += b.seconds
+                        for j, s, w, y in zip(batch, items, writers, b.audio):
+                            if not y.size:
+                                continue
+                            w.write(y)
+                            produced += y.size
+                            if w.samples == s.samples:
+                                with _signals_held():  # the file and its entry appear together
+                                    w.finish(LoudnessMatch(s.level_db, w.level_db, w.peak))
+                                    done[j] = Converted(sources[jobs[j][0]], jobs[j][1], paths[j], s.samples / sr)
+                                    publish()
+                        bar.set_postfix_str(f"RTF {busy * sr / max(produced, 1):.2f}")
+                        bar.update(sum(y.size for y in b.audio) / sr)
             finally:
                 for w in writers:
                     w.discard()

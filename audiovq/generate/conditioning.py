@@ -7,8 +7,9 @@ product per item (the same shapes whatever the batch, so an item's numbers do no
 on the batch it is generated in).
 
 Local conditioning comes from a `LocalSource`: a plain (B, C_l, T) tensor, or the VQ-VAE's
-upsampled codes (`UpsampledCodes`), whose code-rate context is computed once and upsampled
-32 frames at a time. With "repeat" upsampling the local values are constant over `hold` = hop steps,
+upsampled codes (`UpsampledCodes`), whose code-rate context is computed once (or, for long
+files, from the codes a window of frames at a time: `WindowedCodes`) and upsampled 32 frames
+at a time. With "repeat" upsampling the local values are constant over `hold` = hop steps,
 and the projection is done per code frame rather than per sample.
 """
 from __future__ import annotations

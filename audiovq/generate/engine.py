@@ -6,6 +6,10 @@ each item's uniforms are drawn from its own stream (`sampling.py`), and a path r
 steps — the numba kernel for a model on the CPU (`fast.py`), else plain PyTorch ops on the
 model's device (`incremental.py`). Both paths sample the same values from the same
 uniforms, and an item's samples depend only on its seed, not on the batch.
+
+Outputs are kept for a window of steps at a time (`_windows`): all of them for `generate`,
+a block at a time for `stream`, which hands out each block of waveform as it is made, so a
+long file's conversion needs memory for one block, not for the whole output.
 """
 from __future__ import annotations
 
