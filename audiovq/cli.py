@@ -93,6 +93,7 @@ def _analyze(a: argparse.Namespace) -> None:
     mapping = load_phone_mapping(a.phone_map) if a.phone_map else None
     r = analyze(m.model, manifest, align, split=a.split, out_dir=out, mapping=mapping,
                 keep_silence=not a.exclude_silence, mfcc=not a.no_mfcc, abx=not a.no_abx, progress=not a.quiet,
+                minutes=a.minutes,
                 meta={"checkpoint": str(m.path), "step": m.step, "data": str(data), "alignments": str(align)})
     print(r.table)
     skipped = {k: v for k, v in r.problems.summary().items() if v}
@@ -378,6 +379,9 @@ def build_parser() -> argparse.ArgumentParser:
                          "(default: the corpus's alignments/; with --audio, TextGrids beside the audio files)")
     an.add_argument("--split", default="all", choices=["all", "train", "val", "test"],
                     help="utterances to analyse (default all)")
+    an.add_argument("--minutes", type=float, metavar="M",
+                    help="analyse a random sample (seeded) of about M minutes of the split, for a quick look "
+                         "at a long corpus")
     an.add_argument("--out", metavar="DIR", help="report folder (default: <run>/analysis)")
     an.add_argument("--phone-map", metavar="FILE", help="two columns FROM TO folding phones (e.g. to 39 classes)")
     an.add_argument("--exclude-silence", action="store_true", help="drop silence frames instead of a sil class")

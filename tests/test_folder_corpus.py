@@ -147,6 +147,22 @@ def test_analyze_flat_folder_says_no_speaker_labels(ckpt, tmp_path, capsys):
     assert all(m.get("abx_across") is None for m in report["methods"].values() if "abx_within" in m)
     names = report["methods"]["learned codes"]["phone_names"]
     assert {"AH", "T", "IY"} <= set(names) and "AH0" not in names
+    # the ABX lines say how much was scored, and the report keeps the counts
+    learned = report["methods"]["learned codes"]
+    line = next(l for l in out.splitlines() if l.startswith("learned codes: ABX within"))
+    assert f"{learned['abx_items']:,} of {learned['abx_items_total']:,} items" in line
+    assert learned["abx_triplets"] == learned["abx_triplets_within"] + learned["abx_triplets_across"]
+    assert learned["abx_cells_across"] == 0 and learned["abx_items"] <= learned["abx_items_total"]
+
+
+def test_analyze_a_sample_of_minutes(ckpt, tmp_path, capsys):
+    audio, align = make_folder(tmp_path, "speaker")  # 4 files of 1 to 1.5 s, 5 s in all
+    code, out, err = run_cli(capsys, "analyze", "--checkpoint", ckpt, "--audio", audio, "--alignments", align,
+                             "--out", tmp_path / "out", "-q", "--no-abx", "--minutes", "0.05")
+    assert code == 0, err
+    meta = json.loads((tmp_path / "out" / "report.json").read_text())["meta"]
+    assert meta["utterances"] == 2 and meta["minutes"] <= 0.05  # at most 3 s
+    assert set(meta["seconds"]) == set(meta["cpu_seconds"]) == {"read", "encode", "mfcc", "metrics"}
 
 
 def test_analyze_folder_bad_inputs(ckpt, tmp_path, capsys):

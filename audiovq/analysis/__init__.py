@@ -1,21 +1,20 @@
 """Analysis of learned codes against phone labels (the paper's "codes discover phonemes" claim).
 
 labels    — normalise aligner labels, the phone under each code frame's centre
-metrics   — mapping accuracy, purities, PNMI, ARI, NMI, code usage, run lengths, speaker leakage
+metrics   — mapping accuracy, purities, PNMI, code usage, run lengths, speaker leakage
 baselines — majority, random and MFCC k-means code streams at the codes' frame rate
 report    — all metrics for a stream, a table across methods, report.json and plots
 """
-from .baselines import code_frame_count, kmeans, mfcc_frames, mfcc_kmeans_codes, random_codes
+from .baselines import code_frame_count, mfcc_frames, mfcc_kmeans_codes, random_codes
 from .labels import (OUTSIDE, SILENCE, LabelledFrames, encode_phones, frame_labels, load_phone_mapping,
                      normalize_intervals, normalize_phone, phone_tier)
-from .metrics import (adjusted_rand_index, cluster_quality, code_usage, contingency, mapping_accuracy,
-                      normalized_mutual_info, run_lengths, speaker_leakage)
+from .metrics import cluster_quality, code_usage, contingency, mapping_accuracy, run_lengths, speaker_leakage
 from .report import compare_methods, evaluate_codes, format_table, write_report
 
 __all__ = [
-    "OUTSIDE", "SILENCE", "LabelledFrames", "adjusted_rand_index", "cluster_quality", "code_frame_count",
+    "OUTSIDE", "SILENCE", "LabelledFrames", "cluster_quality", "code_frame_count",
     "code_usage", "compare_methods", "contingency", "encode_phones", "evaluate_codes", "format_table",
-    "frame_labels", "kmeans", "load_phone_mapping", "mapping_accuracy", "mfcc_frames", "mfcc_kmeans_codes",
-    "normalize_intervals", "normalize_phone", "normalized_mutual_info", "phone_tier", "random_codes",
+    "frame_labels", "load_phone_mapping", "mapping_accuracy", "mfcc_frames", "mfcc_kmeans_codes",
+    "normalize_intervals", "normalize_phone", "phone_tier", "random_codes",
     "run_lengths", "speaker_leakage", "write_report",
 ]

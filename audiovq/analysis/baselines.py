@@ -7,8 +7,6 @@ and are scored against the same phone labels.
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
-
 import numpy as np
 
 from ..errors import AudioVQError, ConfigError
@@ -68,95 +66,22 @@ def mfcc_frames(wav: np.ndarray, sample_rate: int, frame_rate: float, num_frames
     return np.concatenate([mfcc, d1, d2]).T.astype(np.float32)
 
 
-class KMeans(NamedTuple):
-    centroids: np.ndarray    # (k, D) float32
-    assignments: np.ndarray  # (N,) int64 nearest centroid of each row of x
-
-
-def nearest(x: np.ndarray, centroids: np.ndarray, chunk: int = 65536) -> tuple[np.ndarray, np.ndarray]:
-    """(N,) index of and (N,) squared distance to the nearest centroid, in chunks of rows."""
-    x = np.asarray(x, dtype=np.float32)
-    c = np.asarray(centroids, dtype=np.float32)
-    c_sq = (c * c).sum(1)
-    index = np.empty(x.shape[0], dtype=np.int64)
-    dist = np.empty(x.shape[0], dtype=np.float64)
-    for lo in range(0, x.shape[0], chunk):
-        xb = x[lo:lo + chunk]
-        d = c_sq[None, :] - 2.0 * (xb @ c.T)            # ||x||² is constant per row
-        j = d.argmin(1)
-        index[lo:lo + chunk] = j
-        dist[lo:lo + chunk] = np.maximum(d[np.arange(j.size), j] + (xb * xb).sum(1), 0.0)
-    return index, dist
-
-
-def _kmeans_pp(x: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
-    """k-means++ seeding (Arthur & Vassilvitskii 2007): each new centre drawn ∝ D(x)²."""
-    centres = np.empty((k, x.shape[1]), dtype=np.float32)
-    x_sq = (x * x).sum(1, dtype=np.float64)
-    j = int(rng.integers(x.shape[0]))
-    d2 = np.full(x.shape[0], np.inf)
-    for i in range(k):
-        centres[i] = x[j]
-        c = centres[i]
-        d2 = np.minimum(d2, np.maximum(x_sq - 2.0 * (x @ c) + float(c @ c), 0.0))
-        cumulative = np.cumsum(d2)
-        total = cumulative[-1]
-        # draw the next centre with probability ∝ d2 (uniformly once every point is a centre)
-        j = int(np.searchsorted(cumulative, rng.random() * total, side="right")) if total > 0 \
-            else int(rng.integers(x.shape[0]))
-        j = min(j, x.shape[0] - 1)
-    return centres
-
-
-def kmeans(x: np.ndarray, k: int, iters: int = 50, seed: int = 0, tol: float = 1e-6) -> KMeans:
-    """Lloyd's k-means with k-means++ initialisation on the rows of x (N, D).
-
-    Stops after `iters` iterations or when the inertia improves by less than `tol` relative.
-    An emptied cluster is re-seeded with the point currently farthest from its centroid.
-    Deterministic for a given seed.
-    """
-    x = np.asarray(x, dtype=np.float32)
-    if x.ndim != 2 or x.shape[0] == 0:
-        raise AudioVQError(f"k-means needs a non-empty (N, D) array, got shape {x.shape}")
-    if not 1 <= k <= x.shape[0]:
-        raise ConfigError(f"k-means needs 1 <= k <= number of points ({x.shape[0]}), got k={k}")
-    rng = np.random.default_rng(seed)
-    centroids = _kmeans_pp(x, k, rng)
-    assign, dist = nearest(x, centroids)
-    inertia = float(dist.sum())
-    for _ in range(iters):
-        counts = np.bincount(assign, minlength=k)
-        sums = np.stack([np.bincount(assign, weights=x[:, d], minlength=k) for d in range(x.shape[1])], 1)
-        centroids = np.where(counts[:, None] > 0, sums / np.maximum(counts, 1)[:, None], centroids)
-        for empty in np.flatnonzero(counts == 0):
-            far = int(dist.argmax())
-            centroids[empty] = x[far]
-            dist[far] = 0.0
-        centroids = centroids.astype(np.float32)
-        assign, dist = nearest(x, centroids)
-        new = float(dist.sum())  # inertia: sum of squared distances to the assigned centroids
-        if inertia - new <= tol * max(inertia, 1e-12):
-            break
-        inertia = new
-    return KMeans(centroids, assign)
-
-
-def standardize(x: np.ndarray) -> np.ndarray:
-    """(N, D) with each column at zero mean and unit variance (constant columns left at zero)."""
-    x = np.asarray(x, dtype=np.float64)
-    std = x.std(0)
-    return ((x - x.mean(0)) / np.where(std > 0, std, 1.0)).astype(np.float32)
-
-
 def mfcc_kmeans_codes(features: np.ndarray, k: int, iters: int = 30, seed: int = 0,
                       max_fit: int = 100_000) -> np.ndarray:
     """(N,) k-means codes of standardised MFCC frames (N, 39) — the learned codes' baseline.
 
-    The centroids are fitted on at most `max_fit` randomly chosen frames (k-means is
-    O(N·k·D) per iteration) and every frame is then assigned to its nearest centroid.
+    scikit-learn's Lloyd k-means (one k-means++ start, at most `iters` iterations, seeded) is
+    fitted on at most `max_fit` randomly chosen frames (a k-means iteration costs N·k·D) and
+    every frame is then assigned to its nearest centroid.
     """
-    z = standardize(features)
+    from sklearn.cluster import KMeans  # slow to import; only this baseline needs it
+    from sklearn.preprocessing import StandardScaler
+
+    features = np.asarray(features, np.float64)
+    if features.ndim != 2 or features.shape[0] == 0:
+        raise AudioVQError(f"k-means needs a non-empty (N, D) array, got shape {features.shape}")
+    z = StandardScaler().fit_transform(features).astype(np.float32)  # constant columns stay at 0
     rng = np.random.default_rng(seed)
     fit = z if z.shape[0] <= max_fit else z[np.sort(rng.choice(z.shape[0], max_fit, replace=False))]
-    model = kmeans(fit, min(k, fit.shape[0]), iters=iters, seed=seed)
-    return nearest(z, model.centroids)[0]
+    model = KMeans(min(k, fit.shape[0]), n_init=1, max_iter=iters, random_state=seed).fit(fit)
+    return model.predict(z).astype(np.int64)

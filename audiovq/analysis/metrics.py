@@ -8,8 +8,8 @@ Cluster-quality metrics follow HuBERT (Hsu et al. 2021, "cluster quality"):
   phone purity   = E_code [max_phone p(phone | code)]
   cluster purity = E_phone[max_code  p(code | phone)]
   PNMI           = I(phone; code) / H(phone)
-ARI and NMI (arithmetic-mean normalisation, sklearn's default) are computed from the same
-contingency table.
+ARI and NMI are scikit-learn's (`adjusted_rand_score`, `normalized_mutual_info_score` with its
+default arithmetic-mean normalisation), called by `report.evaluate_codes`.
 """
 from __future__ import annotations
 
@@ -63,12 +63,9 @@ def entropy_bits(counts) -> float:
 
 def mutual_information_bits(table) -> float:
     """I(row; column) in bits of a contingency table (never negative)."""
-    t = np.asarray(table, dtype=np.float64)
-    joint = t / t.sum()
-    rows, cols = joint.sum(1, keepdims=True), joint.sum(0, keepdims=True)
-    nz = joint > 0
-    mi = (joint[nz] * np.log2(joint[nz] / (rows @ cols)[nz])).sum()
-    return max(float(mi), 0.0)
+    from sklearn.metrics import mutual_info_score  # slow to import; only the metrics need it
+
+    return max(float(mutual_info_score(None, None, contingency=np.asarray(table))) / math.log(2), 0.0)
 
 
 class ClusterQuality(NamedTuple):
@@ -92,44 +89,6 @@ def cluster_quality(codes, phones) -> ClusterQuality:
         mutual_info_bits=mi,
         phone_entropy_bits=h_phone,
     )
-
-
-def _pairs(x: np.ndarray) -> float:
-    x = np.asarray(x, dtype=np.float64)
-    return float((x * (x - 1) / 2).sum())
-
-
-def adjusted_rand_index(codes, phones) -> float:
-    """Hubert & Arabie's adjusted Rand index of the two partitions of the frames.
-
-    (Σ_ij C(n_ij,2) − E) / (½(Σ_i C(a_i,2) + Σ_j C(b_j,2)) − E),  E = Σ_i C(a_i,2) Σ_j C(b_j,2) / C(n,2).
-    Two identical trivial partitions (both one block, or both singletons) score 1, as in sklearn.
-    """
-    table = contingency(codes, phones)
-    n = float(table.sum())
-    index = _pairs(table)
-    a, b = _pairs(table.sum(1)), _pairs(table.sum(0))
-    total = n * (n - 1) / 2
-    expected = a * b / total if total > 0 else 0.0
-    maximum = (a + b) / 2
-    if maximum == expected:
-        return 1.0
-    return (index - expected) / (maximum - expected)
-
-
-def normalized_mutual_info(codes, phones) -> float:
-    """I(code; phone) / ((H(code) + H(phone)) / 2) — sklearn's default 'arithmetic' NMI.
-
-    Both labelings constant → 1 (a perfect, if trivial, match); one constant → 0.
-    """
-    table = contingency(codes, phones)
-    table = table[table.sum(1) > 0][:, table.sum(0) > 0]
-    if table.shape[0] == table.shape[1] == 1:
-        return 1.0
-    mi = mutual_information_bits(table)
-    if mi == 0.0:
-        return 0.0
-    return mi / ((entropy_bits(table.sum(1)) + entropy_bits(table.sum(0))) / 2)
 
 
 class MappingAccuracy(NamedTuple):

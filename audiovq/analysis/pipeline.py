@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import os
 import pathlib
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+from threadpoolctl import threadpool_limits
 
 from .. import audio
 from ..codes import encode_utterances
@@ -54,17 +56,41 @@ def find_textgrid(alignments: pathlib.Path, utt: Utterance) -> pathlib.Path | No
     return None
 
 
+def sample_utterances(utts: list[Utterance], minutes: float, seed: int = 0) -> list[Utterance]:
+    """A seeded random subset of about `minutes` of speech, in the given order: utterances are
+    drawn without replacement while the total stays within `minutes` (at least one)."""
+    if not minutes > 0:
+        raise AudioVQError(f"minutes must be positive, got {minutes}")
+    order = np.random.default_rng(seed).permutation(len(utts))
+    total = np.cumsum([utts[i].duration for i in order])
+    n = max(1, int(np.searchsorted(total, minutes * 60, side="right")))
+    return [utts[i] for i in np.sort(order[:n])]
+
+
 def analyze(model, manifest: Manifest, alignments: str | os.PathLike, split: str = "all",
             out_dir: str | os.PathLike | None = None, mapping: dict | None = None,
             keep_silence: bool = True, tolerance: float = 0.1, mfcc: bool = True,
-            progress: bool = True, meta: dict | None = None, abx: bool = True) -> AnalysisResult:
+            progress: bool = True, meta: dict | None = None, abx: bool = True,
+            minutes: float | None = None) -> AnalysisResult:
     """Score `model`'s codes of `split` ("train", "val", "test" or "all") against phone labels;
     `abx` adds triphone ABX error rates (within / across speakers) of the learned codes, the
-    encoder's continuous output z_e, MFCC and random codes (`analysis/abx.py`)."""
+    encoder's continuous output z_e, MFCC and random codes (`analysis/abx.py`); `minutes`
+    analyses a random sample of about that much of the split (`sample_utterances`).
+    The report's meta records the wall and CPU (all threads) seconds of each stage."""
+    clock, seconds, cpu_seconds = (time.perf_counter(), time.process_time()), {}, {}
+
+    def lap(stage: str) -> None:  # the machine may be shared: CPU time is the steadier measure
+        nonlocal clock
+        now = time.perf_counter(), time.process_time()
+        seconds[stage], cpu_seconds[stage] = round(now[0] - clock[0], 2), round(now[1] - clock[1], 2)
+        clock = now
+
     alignments = pathlib.Path(alignments)
     if not alignments.is_dir():
         raise AudioVQError(f"{alignments}: no such alignments directory")
     utts = manifest.utterances if split == "all" else manifest.split(split)
+    if minutes is not None:
+        utts = sample_utterances(utts, minutes)
     problems, kept, grids = Problems(), [], []
     for u in utts:
         path = find_textgrid(alignments, u)
@@ -87,11 +113,19 @@ def analyze(model, manifest: Manifest, alignments: str | os.PathLike, split: str
                            f"utterances ({problems.summary()})")
 
     wavs = [audio.load(manifest.audio_path(u), model.sample_rate) for u in kept]
+    lap("read")
     z_e: list[np.ndarray] = []  # the encoder's output before quantization, for the ABX row
     codes = encode_utterances(model, wavs, progress=progress, z_e=z_e if abx else None)
+    lap("encode")
+    # every frame's MFCCs, for the k-means row (labelled frames) and the ABX row (whole utterances);
+    # one BLAS thread: for matrices this small extra threads only wait (4× the CPU time measured)
+    with threadpool_limits(1, "blas"):
+        mfccs = [baselines.mfcc_frames(w, model.sample_rate, model.code_rate, len(c))
+                 for w, c in zip(wavs, codes)] if mfcc else []
+    lap("mfcc")
     cols = {"codes": [], "phones": [], "groups": [], "speakers": [], "mfcc": []}
     outside = silence = 0
-    for g, (u, c, grid, w) in enumerate(zip(kept, codes, grids, wavs)):
+    for g, (u, c, grid) in enumerate(zip(kept, codes, grids)):
         lab = labels.frame_labels(grid, len(c), model.code_rate, offset=u.trim_start)
         keep = lab.inside.copy()
         outside += int((~lab.inside).sum())
@@ -104,18 +138,21 @@ def analyze(model, manifest: Manifest, alignments: str | os.PathLike, split: str
         cols["groups"].append(np.full(int(keep.sum()), g))
         cols["speakers"].append(np.full(int(keep.sum()), u.speaker, dtype=object))
         if mfcc:
-            cols["mfcc"].append(baselines.mfcc_frames(w, model.sample_rate, model.code_rate, len(c))[keep])
+            cols["mfcc"].append(mfccs[g][keep])
     phones = labels.encode_phones(np.concatenate(cols["phones"]))
     K = model.quantizer.num_codes
     rows = compare_methods(np.concatenate(cols["codes"]), phones.ids, np.concatenate(cols["groups"]),
                            np.concatenate(cols["speakers"]), model.code_rate, K, phones.names,
                            mfcc=np.concatenate(cols["mfcc"]) if mfcc else None)
+    lap("metrics")
     summary = ""
     if abx:
-        summary = _add_abx(rows, model, kept, wavs, codes, z_e, grids, mfcc)
+        summary = _add_abx(rows, model, kept, codes, z_e, mfccs, grids)
+        lap("abx")
     info = dict(meta or {}, split=split, utterances=len(kept), frames=len(phones.ids),
                 frames_outside=outside, frames_silence=silence, keep_silence=keep_silence,
-                code_rate=model.code_rate, K=K, problems=problems.summary())
+                code_rate=model.code_rate, K=K, problems=problems.summary(),
+                minutes=round(sum(u.duration for u in kept) / 60, 2), seconds=seconds, cpu_seconds=cpu_seconds)
     files = write_report(out_dir, rows, info) if out_dir else []
     return AnalysisResult(rows, format_table(rows) + summary, files, len(phones.ids), len(kept), problems,
                           outside, silence)
@@ -125,12 +162,13 @@ Z_E, MFCC_FEATURES = "z_e (continuous)", "MFCC (continuous)"
 
 
 @torch.no_grad()
-def _add_abx(rows: dict, model, utts: list[Utterance], wavs: list[np.ndarray], codes: list[np.ndarray],
-             z_e: list[np.ndarray], grids: list, mfcc: bool, seed: int = 0) -> str:
+def _add_abx(rows: dict, model, utts: list[Utterance], codes: list[np.ndarray], z_e: list[np.ndarray],
+             mfccs: list[np.ndarray], grids: list, seed: int = 0) -> str:
     """ABX rows: learned codes and random codes as codeword vectors (what the decoder sees),
-    z_e before quantization, MFCC; every utterance whole (silence only bounds contexts).
-    Returns the ZeroSpeech-style summary lines; adds abx_* keys to `rows` (new rows for the
-    continuous features)."""
+    z_e before quantization, MFCC (when `mfccs` has each utterance's); every utterance whole
+    (silence only bounds contexts). Returns the ZeroSpeech-style summary lines with how much
+    was scored (items after subsampling, cells and triplets); adds abx_* keys to `rows` (new
+    rows for the continuous features)."""
     from . import abx as abx_mod
 
     lookup = lambda c: model.quantizer.lookup(torch.from_numpy(np.asarray(c, np.int64))[None])[0].T.numpy()
@@ -138,17 +176,21 @@ def _add_abx(rows: dict, model, utts: list[Utterance], wavs: list[np.ndarray], c
     K = model.quantizer.num_codes
     features = {LEARNED: [lookup(c) for c in codes],
                 Z_E: z_e}
-    if mfcc:
-        features[MFCC_FEATURES] = [baselines.mfcc_frames(w, model.sample_rate, model.code_rate, len(c))
-                                   for w, c in zip(wavs, codes)]
+    if mfccs:
+        features[MFCC_FEATURES] = mfccs
     features[RANDOM] = [lookup(rng.integers(0, K, len(c))) for c in codes]
     speakers, offsets = [u.speaker for u in utts], [u.trim_start for u in utts]
     lines = []
     for name, feats in features.items():
         r = abx_mod.abx(feats, grids, speakers, model.code_rate, offsets=offsets, seed=seed)
         row = rows.setdefault(name, {})
-        row.update(abx_within=r.within, abx_across=r.across, abx_triplets=r.triplets, abx_seconds=r.seconds)
+        row.update(abx_within=r.within, abx_across=r.across, abx_triplets=r.triplets, abx_seconds=r.seconds,
+                   abx_triplets_within=r.triplets_within, abx_triplets_across=r.triplets_across,
+                   abx_cells_within=r.cells_within, abx_cells_across=r.cells_across,
+                   abx_items=r.items, abx_items_total=r.items_total)
         if r.reason:
             row["abx_note"] = r.reason
-        lines.append(f"{name}: {abx_mod.summary_line(r, row.get('bitrate'))}")
+        lines.append(f"{name}: {abx_mod.summary_line(r, row.get('bitrate'))} ({r.items:,} of {r.items_total:,} "
+                     f"items; {r.triplets_within:,} + {r.triplets_across:,} triplets in {r.cells_within:,} within + "
+                     f"{r.cells_across:,} across cells; {r.seconds:.1f} s)")
     return "\n".join(lines) + "\n"
