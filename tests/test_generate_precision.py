@@ -14,6 +14,7 @@ bf16 0.26 % / 1.3 %.
 """
 from __future__ import annotations
 
+import copy
 import math
 from functools import partial
 
@@ -133,8 +134,7 @@ def rounded_copy(net: WaveNet, p: str) -> WaveNet:
     panels = pack_stack(w, p)
     un = lambda name: torch.from_numpy(unpack_matrix(getattr(panels, name), getattr(panels, name + "_scale"),
                                                      *getattr(w, name).shape[-2:]))
-    out = medium_wavenet()
-    out.load_state_dict(net.state_dict())
+    out = copy.deepcopy(net)
     L, G, KR = w.conv.shape
     R, H = w.embed.shape[1], G // 2
     conv, res, skip = un("conv"), un("res"), un("skip")
@@ -150,11 +150,19 @@ def rounded_copy(net: WaveNet, p: str) -> WaveNet:
     return out
 
 
+def odd_wavenet():
+    """Sizes that are no multiple of a panel, odd input counts (K·R = 21, H = 5, S = 9)."""
+    torch.manual_seed(3)
+    return WaveNet(256, 40, [1, 2, 4, 1, 2], residual_channels=7, gate_channels=10, skip_channels=9,
+                   kernel_size=3, local_channels=6, global_channels=4).eval()
+
+
 @pytest.mark.parametrize("p", ["int8", "bf16"])
-def test_fast_path_computes_with_the_rounded_weights(p, precision):
+@pytest.mark.parametrize("make", [medium_wavenet, odd_wavenet], ids=["medium", "odd-sizes"])
+def test_fast_path_computes_with_the_rounded_weights(p, make, precision):
     """The reduced-precision path is the forward of the model with rounded weights, up to
     float32 sums and, for int8, inputs rounded to ≥ 13 bits per mat-vec (≲ 1e-4 relative)."""
-    net = medium_wavenet()
+    net = make()
     inputs, loc, glo = conditioning(2, 300)
     with torch.no_grad():
         ref = rounded_copy(net, p)(inputs, loc, glo)
