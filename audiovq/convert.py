@@ -24,8 +24,7 @@ import torch
 
 from . import audio
 from .atomic import atomic_path, write_text
-from .codes import encode_utterances
-from .errors import AudioVQError
+from .errors import AudioError, AudioVQError
 from .generate.engine import BLOCK, stream
 from .models import LoadedVQVAE
 
@@ -54,18 +53,71 @@ def expand_sources(paths: list[str]) -> list[pathlib.Path]:
     return found
 
 
+class _Level:
+    """RMS level (as `audio.loudness_db`) and peak of a signal seen block by block."""
+
+    def __init__(self):
+        self.samples, self.sum_squares, self.peak, self.silent = 0, 0.0, 0.0, True
+
+    def add(self, y: np.ndarray) -> None:
+        if y.size:
+            self.samples += y.size
+            self.sum_squares += float(np.square(y, dtype=np.float64).sum())
+            self.peak = max(self.peak, float(np.abs(y).max()))
+            self.silent = self.silent and audio.is_silent(y)
+
+    @property
+    def db(self) -> float:
+        return 20 * math.log10(max(math.sqrt(self.sum_squares / max(self.samples, 1)), 1e-10))
+
+
 class _Source(NamedTuple):
     codes: np.ndarray  # (F,) int64
     samples: int       # length at the model rate
-    level_db: float    # RMS level (`audio.loudness_db`)
+    level_db: float    # RMS level
+
+
+ENCODE_WINDOW = 1 << 15  # samples encoded at once (`AudioVQVAE.encode`'s chunk)
 
 
 def _encode_source(model, path: pathlib.Path) -> _Source:
-    """Codes and level of one source; its waveform is dropped on return (one file's audio in
-    memory at a time, during encoding only)."""
-    wav = audio.load(path, model.sample_rate, require_speech=True)
-    codes = encode_utterances(model, [wav], progress=False)[0]
-    return _Source(codes, wav.size, audio.loudness_db(wav))
+    """Codes and level of one source, read and encoded a window at a time (memory: one window,
+    whatever the length). The windows and margins are those of `AudioVQVAE.encode` on the
+    whole waveform, so the codes are the same; each window is read with 0.1 s more signal on
+    both sides, so that its resampling equals the whole file's up to rounding."""
+    info = audio.info(path)
+    sr, hop = model.sample_rate, model.hop
+    g = math.gcd(info.sample_rate, sr)
+    up, down = sr // g, info.sample_rate // g
+    n = -(-info.frames * up // down)  # samples at the model rate, as `audio.load` gives
+    if n == 0:
+        audio.load(path, sr)  # raises the usual error
+    context = 0 if up == down else -(-(info.sample_rate // 10) // down) * down
+
+    def read(lo: int, hi: int) -> np.ndarray:
+        """Samples lo … hi − 1 at the model rate (fewer at the end)."""
+        hi = min(hi, n)
+        f0 = max(0, lo // up * down - context)  # file samples, from a multiple of `down`
+        f1 = min(info.frames, -(-hi // up) * down + context)
+        y = audio.load(path, sr, start=f0 / info.sample_rate, duration=(f1 - f0) / info.sample_rate)
+        first = lo - f0 * up // down
+        return y[first:first + hi - lo]
+
+    T = n + (-n) % hop
+    chunk, margin = ENCODE_WINDOW, -(-model.encoder.receptive_field // hop) * hop
+    device = next(model.parameters()).device
+    level, parts = _Level(), []
+    for start in range(0, T, chunk):
+        lo, hi = max(0, start - margin), min(T, start + chunk + margin)
+        y = read(lo, hi)
+        level.add(y[start - lo:start - lo + chunk])
+        x = torch.from_numpy(np.pad(y, (0, hi - lo - y.size)))[None].to(device)
+        ind = model.encode(x, chunk=hi - lo)[0].cpu().numpy()
+        first = (start - lo) // hop
+        parts.append(ind[first:first + min(chunk, T - start) // hop])
+    if level.silent:
+        raise AudioError(f"{path}: audio is silent (peak below {audio.SILENCE_DBFS:.0f} dBFS)")
+    return _Source(np.concatenate(parts).astype(np.int64), n, level.db)
 
 
 def convert(m: LoadedVQVAE, sources: list[pathlib.Path], targets: list[str], out: str | os.PathLike,
@@ -132,9 +184,9 @@ def convert(m: LoadedVQVAE, sources: list[pathlib.Path], targets: list[str], out
                                 continue
                             w.write(y)
                             produced += y.size
-                            if w.samples == s.samples:
+                            if w.level.samples == s.samples:
                                 with _signals_held():  # the file and its entry appear together
-                                    w.finish(LoudnessMatch(s.level_db, w.level_db, w.peak))
+                                    w.finish(LoudnessMatch(s.level_db, w.level.db, w.level.peak))
                                     done[j] = Converted(sources[jobs[j][0]], jobs[j][1], paths[j], s.samples / sr)
                                     publish()
                         bar.set_postfix_str(f"RTF {busy * sr / max(produced, 1):.2f}")
@@ -177,20 +229,13 @@ class _Writer:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, raw = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".raw.tmp", dir=path.parent)
         self.raw, self.file = pathlib.Path(raw), os.fdopen(fd, "wb")
-        self.samples, self.sum_squares, self.peak = 0, 0.0, 0.0
+        self.level = _Level()
 
     def write(self, y: np.ndarray) -> None:
         if not np.isfinite(y).all():
             raise AudioVQError(f"{self.path}: refusing to write NaN or Inf samples")
         self.file.write(np.ascontiguousarray(y, dtype=np.float32).tobytes())
-        self.samples += y.size
-        self.sum_squares += float(np.square(y, dtype=np.float64).sum())
-        self.peak = max(self.peak, float(np.abs(y).max()))
-
-    @property
-    def level_db(self) -> float:
-        """RMS level in dBFS, as `audio.loudness_db` of everything written."""
-        return 20 * math.log10(max(math.sqrt(self.sum_squares / max(self.samples, 1)), 1e-10))
+        self.level.add(y)
 
     def finish(self, scale: LoudnessMatch) -> None:
         self.file.close()

@@ -192,3 +192,21 @@ def test_sigint_keeps_finished_files_and_rerun_does_the_rest(setup, tmp_path, ca
 def test_sigterm_is_handled_as_sigint(setup, tmp_path):
     d, ckpt = setup
     interrupt_after_first_output(d, ckpt, tmp_path / "out", signal.SIGTERM)
+
+
+@pytest.mark.parametrize("rate", [16000, 44100])
+def test_sources_are_encoded_a_window_at_a_time_as_whole(setup, tmp_path, rate):
+    """Codes and level of a source read in windows = `encode_utterances` of the whole file
+    loaded at once (resampled: the codes may differ where rounding moves a frame across a
+    code boundary, which these signals do not hit)."""
+    from audiovq.convert import ENCODE_WINDOW, _encode_source
+    d, ckpt = setup
+    model = load_vqvae(ckpt).model
+    rng = np.random.default_rng(3)
+    x = 0.3 * np.sin(np.arange(int(5.3 * rate)) * 0.05) + 0.05 * rng.standard_normal(int(5.3 * rate))
+    sf.write(tmp_path / "x.wav", x.astype(np.float32), rate)
+    got = _encode_source(model, tmp_path / "x.wav")
+    wav = audio.load(tmp_path / "x.wav", 16000)
+    assert got.samples == wav.size > 2 * ENCODE_WINDOW
+    assert np.array_equal(got.codes, encode_utterances(model, [wav], progress=False)[0])
+    assert got.level_db == pytest.approx(audio.loudness_db(wav), abs=1e-9)
