@@ -14,6 +14,7 @@ import torch
 
 from . import checkpoint as ckpt_io
 from .config import from_dict
+from .devices import torch_device
 from .errors import AudioVQError, CheckpointError, ConfigError
 from .nn.vqvae import AudioVQVAE
 
@@ -85,6 +86,7 @@ def export(path: str | os.PathLike, out: str | os.PathLike, temperature: float |
 
 def load_vqvae(path: str | os.PathLike | None = None, device: str | torch.device = "cpu") -> LoadedVQVAE:
     """Rebuild the speech VQ-VAE of a checkpoint (a file, or a run directory → its newest)."""
+    device = torch_device(device)  # a missing GPU fails before the checkpoint is read
     path = pathlib.Path(path) if path else default_checkpoint()
     if path.is_dir() and ckpt_io.latest(path) is not None:
         path = ckpt_io.latest(path)

@@ -126,7 +126,9 @@ def load_prior(path, device="cpu") -> LoadedPrior:
     """A trained prior and the VQ-VAE it models (named in its checkpoint)."""
     from . import checkpoint as ckpt_io
     from .errors import CheckpointError
+    from .devices import torch_device
     from .models import SHIPPED, default_prior
+    device = torch_device(device)
     path = pathlib.Path(path) if path else default_prior()
     if path.is_dir() and ckpt_io.latest(path) is not None:
         path = ckpt_io.latest(path)

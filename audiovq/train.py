@@ -25,6 +25,7 @@ from torch import nn
 from tqdm import tqdm
 
 from . import checkpoint as ckpt_io
+from .devices import torch_device
 from .errors import AudioVQError, ConfigError
 
 MAX_BAD_STEPS = 20  # consecutive non-finite losses before the run is stopped
@@ -53,12 +54,11 @@ def setup(device: str = "auto", threads: int = 0) -> Distributed:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local = int(os.environ.get("LOCAL_RANK", "0"))
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    dev = torch.device(device)
+    try:
+        dev = torch_device(device)
+    except AudioVQError as e:
+        raise AudioVQError(f"train.device: {e}") from None
     if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            raise AudioVQError(f"train.device={device}: CUDA is not available on this machine")
         dev = torch.device("cuda", local if world > 1 else (dev.index or 0))
         torch.cuda.set_device(dev)
     else:

@@ -158,6 +158,10 @@ BAD = [  # (arguments, words the one-line message must contain); {d} = fixture f
      "expected 'vqvae'"),
     (["decode", "{d}/missing.npy", "--speaker", "p225", "--out", "{out}/x.wav"], "missing.npy"),
     (["evaluate", "{d}/text.wav"], "not a conversions list"),
+    (["convert", "--src", "{good}", "--speaker", "p225", "--device", "mps"], "only cpu and cuda"),
+    (["convert", "--src", "{good}", "--speaker", "p225", "--device", "gpu0"], "not a device"),
+    (["sample", "--prior", "{d}/good_prior.pt", "--speaker", "p225", "--out", "{out}/s", "--device", "cuda:99"],
+     "cuda:99"),
 ]
 
 
@@ -186,6 +190,7 @@ def test_bad_input_gives_one_line_and_exit_2(files, capsys, tmp_path, args, word
     ("vctk/train.py", "data.perturb_semitones=30", "perturb_semitones"),
     ("vctk/train.py", "data.root=/no/such/vctk", "no such directory"),
     ("vctk/train.py", "preset=nosuch", "nosuch"),
+    ("vctk/train.py", "train.device=cuda:99", "train.device"),
     ("vctk/train_prior.py", "vqvae=/no/such.pt", "no such"),
     ("images/train.py", "data.dataset=svhn", "data.dataset"),
 ])
