@@ -36,9 +36,9 @@ def lock_path(folder: str | os.PathLike) -> pathlib.Path:
 
 
 @contextlib.contextmanager
-def folder_lock(folder: str | os.PathLike, waiting: str | None = None) -> Iterator[None]:
-    """Hold the exclusive lock of `folder`; when another process holds it, print `waiting`
-    (if given) once and block until that process releases it or exits."""
+def folder_lock(folder: str | os.PathLike, announce: bool = False) -> Iterator[None]:
+    """Hold the exclusive lock of `folder`; when another process holds it, say so in one line
+    (if `announce`) and block until that process releases it or exits."""
     path = lock_path(folder)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -52,8 +52,8 @@ def folder_lock(folder: str | os.PathLike, waiting: str | None = None) -> Iterat
             except OSError as e:
                 if e.errno not in (errno.EACCES, errno.EAGAIN):
                     raise
-                if waiting:
-                    print(waiting, flush=True)
+                if announce:
+                    print(f"waiting for another process to finish {folder} …", flush=True)
                 fcntl.lockf(f, fcntl.LOCK_EX)
         except OSError as e:
             raise AudioVQError(f"{path}: cannot lock ({e.strerror}); put the data (AUDIOVQ_DATA, "
@@ -81,7 +81,6 @@ def build_once(folder: str | os.PathLike, built: Callable[[], bool], build: Call
         while not built():
             time.sleep(POLL_SECONDS)
         return
-    waiting = f"waiting for another process to finish {folder} …" if announce else None
-    with folder_lock(folder, waiting):
+    with folder_lock(folder, announce):
         if not built():  # the process we waited for may have finished it
             build()
