@@ -63,7 +63,7 @@ def mfcc_frames(wav: np.ndarray, sample_rate: int, frame_rate: float, num_frames
     width, mode = (9, "interp") if num_frames >= 9 else (max(3, num_frames | 1), "nearest")
     d1 = librosa.feature.delta(mfcc, width=width, order=1, mode=mode)
     d2 = librosa.feature.delta(mfcc, width=width, order=2, mode=mode)
-    return np.concatenate([mfcc, d1, d2]).T.astype(np.float32)
+    return np.ascontiguousarray(np.concatenate([mfcc, d1, d2]).T, dtype=np.float32)  # rows contiguous
 
 
 def mfcc_kmeans_codes(features: np.ndarray, k: int, iters: int = 30, seed: int = 0,
