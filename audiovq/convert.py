@@ -117,7 +117,7 @@ def _encode_source(model, path: pathlib.Path) -> _Source:
         parts.append(ind[first:first + min(chunk, T - start) // hop])
     if level.silent:
         raise AudioError(f"{path}: audio is silent (peak below {audio.SILENCE_DBFS:.0f} dBFS)")
-    return _Source(np.concatenate(parts).astype(np.int64), n, level.db)
+    return _Source(np.concatenate(parts).astype(np.int64, copy=False), n, level.db)
 
 
 def convert(m: LoadedVQVAE, sources: list[pathlib.Path], targets: list[str], out: str | os.PathLike,
