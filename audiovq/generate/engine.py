@@ -107,10 +107,10 @@ def _windows(wavenet: WaveNet, lengths: list[int], local, glob, spec: SamplerSpe
     window = T if window is None else chunk * -(-window // chunk)
     on_cpu = wavenet.embed.weight.device.type == "cpu"
     if fast and on_cpu:
-        path = FastPath(wavenet, lengths, spec, first_input, forced, keep_logits, threads, min(window, T))
+        path = FastPath(wavenet, lengths, spec, first_input, forced, keep_logits, threads, window=min(window, T))
         n_torch = max(1, threads // path.threads)  # each worker makes its own conditioning
     else:
-        path = TorchPath(wavenet, lengths, spec, first_input, forced, keep_logits, min(window, T))
+        path = TorchPath(wavenet, lengths, spec, first_input, forced, keep_logits, window=min(window, T))
         n_torch = threads
     streams = [UniformStream(s, spec.uniforms_per_step) for s in seeds]
     bar = tqdm(total=T, disable=not progress, unit="step", desc="generate")
