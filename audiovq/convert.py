@@ -106,18 +106,19 @@ def _encode_source(model, path: pathlib.Path) -> _Source:
     T = n + (-n) % hop
     chunk, margin = ENCODE_WINDOW, -(-model.encoder.receptive_field // hop) * hop
     device = next(model.parameters()).device
-    level, parts = _Level(), []
+    level = _Level()
+    codes = np.empty(T // hop, np.int64)  # filled in place: no long-lived pieces between the windows' buffers
     for start in range(0, T, chunk):
         lo, hi = max(0, start - margin), min(T, start + chunk + margin)
         y = read(lo, hi)
         level.add(y[start - lo:start - lo + chunk])
         x = torch.from_numpy(np.pad(y, (0, hi - lo - y.size)))[None].to(device)
         ind = model.encode(x, chunk=hi - lo)[0].cpu().numpy()
-        first = (start - lo) // hop
-        parts.append(ind[first:first + min(chunk, T - start) // hop])
+        first, count = (start - lo) // hop, min(chunk, T - start) // hop
+        codes[start // hop:start // hop + count] = ind[first:first + count]
     if level.silent:
         raise AudioError(f"{path}: audio is silent (peak below {audio.SILENCE_DBFS:.0f} dBFS)")
-    return _Source(np.concatenate(parts).astype(np.int64, copy=False), n, level.db)
+    return _Source(codes, n, level.db)
 
 
 def convert(m: LoadedVQVAE, sources: list[pathlib.Path], targets: list[str], out: str | os.PathLike,
