@@ -215,7 +215,9 @@ def stream(model: AudioVQVAE, indices: torch.Tensor, speaker: torch.Tensor,
            lengths: Sequence[int] | torch.Tensor | None = None, temperature: float = 1.0,
            seed: int | Sequence[int] = 0, fast: bool = True, threads: int | None = None,
            block: int | None = BLOCK, progress: bool = False) -> Iterator[AudioBlock]:
-    """`generate`, a block of about `block` samples at a time (None: all in one block).
+    """`generate`, a block of `block` samples at a time (rounded up to whole chunks of steps,
+    `CHUNK` or the next multiple of the hop; None: all in one block; an item's blocks are
+    empty once it has ended).
 
     Concatenating an item's blocks gives `generate`'s waveform sample for sample (same seed),
     whatever the block size: the generator's state and the de-emphasis filter's carry over
