@@ -94,7 +94,7 @@ def setup(tmp_path_factory):
                                                            extra={"speakers": speakers}))
     rng = np.random.default_rng(0)
     (d / "src").mkdir()
-    for k, seconds in enumerate([1.0, 2.0, 4.0, 8.0]):
+    for k, seconds in enumerate([1.0, 2.0, 4.0, 16.0]):  # the last one leaves time to interrupt
         t = np.arange(int(seconds * 16000)) / 16000
         x = 0.3 * np.sin(2 * np.pi * (140 + 30 * k) * t) + 0.03 * rng.standard_normal(t.size)
         sf.write(d / "src" / f"u{k}.wav", x.astype(np.float32), 16000)
