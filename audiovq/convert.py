@@ -25,7 +25,7 @@ import torch
 from . import audio
 from .atomic import atomic_path, write_text
 from .errors import AudioError, AudioVQError
-from .generate.engine import BLOCK, stream
+from .generate.engine import BLOCK, check_precision, stream
 from .models import LoadedVQVAE
 
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg"}
@@ -124,7 +124,7 @@ def _encode_source(model, path: pathlib.Path) -> _Source:
 def convert(m: LoadedVQVAE, sources: list[pathlib.Path], targets: list[str], out: str | os.PathLike,
             temperature: float = 1.0, seed: int = 0, fast: bool = True, batch_size: int = 8,
             progress: bool = True, overwrite: bool = False, source_speakers: dict | None = None,
-            block: int = BLOCK) -> tuple[list[Converted], float]:
+            block: int = BLOCK, precision: str = "float32") -> tuple[list[Converted], float]:
     """Convert every source to every target speaker. `out` is a folder (or, for one source and
     one target, a .wav path). Returns the conversions (in source × target order) and the
     real-time factor of the generation.
@@ -132,17 +132,18 @@ def convert(m: LoadedVQVAE, sources: list[pathlib.Path], targets: list[str], out
     Outputs are generated and written a block at a time (memory does not grow with the
     length), each to a temporary name renamed when complete; `conversions.json` beside them
     is rewritten after each one and lists exactly the finished ones. An output listed there
-    by an earlier run with the same checkpoint, temperature and seed is kept, not redone,
+    by an earlier run with the same checkpoint, temperature, seed and precision is kept, not redone,
     unless `overwrite`. An interruption (KeyboardInterrupt) leaves no partial file.
     """
     model = m.model
     speaker_idx = [m.speaker_index(t) for t in targets]  # unknown speakers fail before any work
+    check_precision(model.decoder, fast, precision)
     out = pathlib.Path(out)
     single = len(sources) * len(targets) == 1 and out.suffix.lower() in AUDIO_SUFFIXES
     folder = out.parent if single else out
     jobs = [(i, t, k) for i in range(len(sources)) for t, k in zip(targets, speaker_idx)]
     paths = [out if single else out / f"{sources[i].stem}_to_{t}.wav" for i, t, _ in jobs]
-    settings = {"temperature": temperature, "seed": seed}
+    settings = {"temperature": temperature, "seed": seed, "precision": precision}
     earlier = set() if overwrite else _finished(folder, m.path, settings)
     done: dict[int, Converted] = {}
     for j, (i, t, _) in enumerate(jobs):
@@ -176,7 +177,8 @@ def convert(m: LoadedVQVAE, sources: list[pathlib.Path], targets: list[str], out
             try:
                 with contextlib.closing(stream(
                         model, ind, torch.tensor([jobs[j][2] for j in batch]), lengths=[s.samples for s in items],
-                        temperature=temperature, seed=[seed + j for j in batch], fast=fast, block=block)) as blocks:
+                        temperature=temperature, seed=[seed + j for j in batch], fast=fast, block=block,
+                        precision=precision)) as blocks:
                     # (closed at once on an interruption: the generator's worker threads end)
                     for b in blocks:
                         busy += b.seconds

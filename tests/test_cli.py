@@ -160,6 +160,7 @@ BAD = [  # (arguments, words the one-line message must contain); {d} = fixture f
     (["evaluate", "{d}/text.wav"], "not a conversions list"),
     (["convert", "--src", "{good}", "--speaker", "p225", "--device", "mps"], "only cpu and cuda"),
     (["convert", "--src", "{good}", "--speaker", "p225", "--device", "gpu0"], "not a device"),
+    (["convert", "--src", "{good}", "--speaker", "p225", "--slow", "--precision", "int8"], "fast CPU path"),
     (["sample", "--prior", "{d}/good_prior.pt", "--speaker", "p225", "--out", "{out}/s", "--device", "cuda:99"],
      "cuda:99"),
 ]

@@ -121,6 +121,20 @@ def test_convert_equals_the_one_shot_pipeline(setup, tmp_path):
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["conversions.json", "u2_to_p226.wav"]
 
 
+def test_a_rerun_with_other_settings_redoes_the_outputs(setup, tmp_path):
+    """Finished outputs are kept only for the same checkpoint, seed, temperature and weight
+    precision; the listing records them."""
+    d, ckpt = setup
+    m = load_vqvae(ckpt)
+    src, out = d / "src" / "u0.wav", tmp_path / "out"
+    first, _ = convert(m, [src], ["p226"], out, seed=3, progress=False, precision="int8")
+    again, _ = convert(m, [src], ["p226"], out, seed=3, progress=False, precision="int8")
+    other, _ = convert(m, [src], ["p226"], out, seed=3, progress=False)
+    assert [c.skipped for c in first + again + other] == [False, True, False]
+    listing = json.loads((out / "conversions.json").read_text())
+    assert (listing["precision"], listing["seed"], len(listing["items"])) == ("float32", 3, 1)
+
+
 def test_loudness_match_block_by_block_equals_whole():
     """`LoudnessMatch` from the whole output's level and peak, applied per block = applied to
     the whole (both the plain gain and the peak-limited case)."""

@@ -16,14 +16,13 @@ from __future__ import annotations
 
 import copy
 import math
-from functools import partial
 
 import numpy as np
 import pytest
 import torch
 
 from audiovq.errors import AudioVQError
-from audiovq.generate import engine, generate_wavenet, teacher_forced_logits
+from audiovq.generate import generate_wavenet, teacher_forced_logits
 from audiovq.generate.fast import FastPath
 from audiovq.generate.fast import panel_product
 from audiovq.generate.sampling import inverse_cdf
@@ -51,14 +50,6 @@ def conditioning(B, T, seed=2):
     g = torch.Generator().manual_seed(seed)
     return (torch.randint(0, 256, (B, T), generator=g), torch.randn(B, 6, T, generator=g),
             torch.randn(B, 4, generator=g))
-
-
-@pytest.fixture
-def precision(monkeypatch):
-    """Runs the engine's fast path at a given precision (the engine passes none yet)."""
-    def use(p):
-        monkeypatch.setattr(engine, "FastPath", partial(FastPath, precision=p))
-    return use
 
 
 # ---------------------------------------------------------------- packing
@@ -159,25 +150,23 @@ def odd_wavenet():
 
 @pytest.mark.parametrize("p", ["int8", "bf16"])
 @pytest.mark.parametrize("make", [medium_wavenet, odd_wavenet], ids=["medium", "odd-sizes"])
-def test_fast_path_computes_with_the_rounded_weights(p, make, precision):
+def test_fast_path_computes_with_the_rounded_weights(p, make):
     """The reduced-precision path is the forward of the model with rounded weights, up to
     float32 sums and, for int8, inputs rounded to ≥ 13 bits per mat-vec (≲ 1e-4 relative)."""
     net = make()
     inputs, loc, glo = conditioning(2, 300)
     with torch.no_grad():
         ref = rounded_copy(net, p)(inputs, loc, glo)
-    precision(p)
-    got = teacher_forced_logits(net, inputs, loc, glo)
+    got = teacher_forced_logits(net, inputs, loc, glo, precision=p)
     assert (got - ref).abs().max() < 1e-4 * ref.abs().max()
 
 
 @pytest.mark.parametrize("p", ["int8", "bf16"])
-def test_logits_within_rounding_tolerance(p, precision):
+def test_logits_within_rounding_tolerance(p):
     net = medium_wavenet()
     inputs, loc, glo = conditioning(4, 600)
     exact = teacher_forced_logits(net, inputs, loc, glo)
-    precision(p)
-    got = teacher_forced_logits(net, inputs, loc, glo)
+    got = teacher_forced_logits(net, inputs, loc, glo, precision=p)
     err, scale = got - exact, exact.std()
     rms, worst = TOLERANCE[p]
     assert err.pow(2).mean().sqrt() < rms * scale, err.pow(2).mean().sqrt() / scale
@@ -185,7 +174,7 @@ def test_logits_within_rounding_tolerance(p, precision):
 
 
 @pytest.mark.parametrize("p", ["int8", "bf16"])
-def test_same_uniforms_same_class(p, precision):
+def test_same_uniforms_same_class(p):
     """Sampling each step of a teacher-forced sequence from the same uniforms gives the same
     class in most steps: a step differs when u falls between a class boundary and where the
     rounding moved it, a shift of ~ the logits' error × p near the boundary against classes
@@ -194,8 +183,7 @@ def test_same_uniforms_same_class(p, precision):
     net = medium_wavenet()
     inputs, loc, glo = conditioning(4, 600)
     exact = teacher_forced_logits(net, inputs, loc, glo)
-    precision(p)
-    got = teacher_forced_logits(net, inputs, loc, glo)
+    got = teacher_forced_logits(net, inputs, loc, glo, precision=p)
     u = torch.rand(4 * 600, generator=torch.Generator().manual_seed(9))
     flat = lambda z: z.permute(0, 2, 1).reshape(-1, z.shape[1])
     a, b = inverse_cdf(flat(exact), u), inverse_cdf(flat(got), u)
@@ -203,7 +191,7 @@ def test_same_uniforms_same_class(p, precision):
 
 
 @pytest.mark.parametrize("p", ["int8", "bf16"])
-def test_generated_statistics_match_float32(p, precision):
+def test_generated_statistics_match_float32(p):
     """Free-running generation: mean and spread of the sampled classes, per item over 24
     items (independent), agree with the float32 path's within sampling error (4 standard
     errors of the difference)."""
@@ -212,8 +200,7 @@ def test_generated_statistics_match_float32(p, precision):
     _, loc, glo = conditioning(B, T, seed=5)
     stats = {}
     for q, seed in (("float32", 100), (p, 1000)):  # independent draws
-        precision(q)
-        v = np.stack(generate_wavenet(net, T, loc, glo, seed=seed).values).astype(np.float64)
+        v = np.stack(generate_wavenet(net, T, loc, glo, seed=seed, precision=q).values).astype(np.float64)
         stats[q] = (v.mean(1), v.std(1))
     for k in range(2):
         a, b = stats["float32"][k], stats[p][k]
@@ -224,3 +211,16 @@ def test_generated_statistics_match_float32(p, precision):
 def test_unknown_precision_is_an_error():
     with pytest.raises(AudioVQError, match="precision"):
         FastPath(medium_wavenet(), [10], None, 0, precision="fp8")
+    with pytest.raises(AudioVQError, match="precision"):
+        generate_wavenet(medium_wavenet(), 10, *conditioning(1, 10)[1:], precision="fp8")
+
+
+def test_reduced_precision_is_refused_on_the_pytorch_path():
+    with pytest.raises(AudioVQError, match="fast CPU path"):
+        generate_wavenet(medium_wavenet(), 10, *conditioning(1, 10)[1:], fast=False, precision="int8")
+
+
+def test_cli_offers_the_engines_precisions():
+    from audiovq import cli
+    from audiovq.generate.weights import PRECISIONS
+    assert cli.PRECISIONS == PRECISIONS

@@ -9,7 +9,7 @@ the WaveNet's own reference `start`/`step` loop. Plain paths run a few hundred s
 
     python tools/bench_generate.py [--seconds 2] [--upsample transposed|repeat] [--device cuda]
 
-Then the fast path's weight precisions (float32, bf16, int8; FastPath's `precision`) at
+Then the fast path's weight precisions (float32, bf16, int8; generate's `precision`) at
 batch 1 on one thread and batch 16 on two, run in turn several times in one run (the machine
 is shared: the best of the rounds and the ratios to float32 are what count).
 
@@ -22,14 +22,11 @@ import argparse
 import os
 import sys
 import time
-from contextlib import contextmanager
-from functools import partial
 
 import torch
 
 from audiovq.config import load_config
-from audiovq.generate import engine, generate
-from audiovq.generate.fast import FastPath
+from audiovq.generate import generate
 from audiovq.generate.incremental import torch_threads
 from audiovq.nn.vqvae import AudioVQVAE
 
@@ -73,31 +70,21 @@ def reference_loop(model: AudioVQVAE, batch: int, samples: int, budget: float = 
     return batch * done / (time.perf_counter() - t)
 
 
-def measure(model, batch: int, samples: int, fast: bool, threads: int) -> tuple[float, float]:
+def measure(model, batch: int, samples: int, fast: bool, threads: int,
+            precision: str = "float32") -> tuple[float, float]:
     """(samples per wall second, samples per CPU second of this process)."""
     indices, speaker = codes(model, batch, samples)
     cpu = time.process_time()
-    r = generate(model, indices, speaker, [samples] * batch, fast=fast, threads=threads, seed=0)
+    r = generate(model, indices, speaker, [samples] * batch, fast=fast, threads=threads, seed=0, precision=precision)
     return r.samples_per_s, batch * samples / (time.process_time() - cpu)
-
-
-@contextmanager
-def fast_precision(precision: str):
-    """generate()'s fast path with the given weight precision (the engine does not pass one yet)."""
-    engine.FastPath = partial(FastPath, precision=precision)
-    try:
-        yield
-    finally:
-        engine.FastPath = FastPath
 
 
 def precision_table(model, seconds: float, rounds: int) -> None:
     """Best samples/s of each precision over `rounds` alternating runs, and the ratio to float32."""
     precisions = ("float32", "bf16", "int8")
     for precision in precisions:  # numba compiles each precision's kernel once
-        with fast_precision(precision):
-            measure(model, 1, 256, True, 1)
-            measure(model, 16, 64, True, 2)
+        measure(model, 1, 256, True, 1, precision)
+        measure(model, 16, 64, True, 2, precision)
     print(f"\nweight precision (best of {rounds} alternating runs)")
     print(f"{'batch':>5} {'thr':>3} | " + " | ".join(f"{p:>8} S/s" for p in precisions) + " | "
           + " ".join(f"{p + '/f32':>9}" for p in precisions[1:]))
@@ -107,8 +94,7 @@ def precision_table(model, seconds: float, rounds: int) -> None:
         best = dict.fromkeys(precisions, 0.0)
         for _ in range(rounds):
             for precision in precisions:
-                with fast_precision(precision):
-                    best[precision] = max(best[precision], measure(model, batch, n, True, threads)[0])
+                best[precision] = max(best[precision], measure(model, batch, n, True, threads, precision)[0])
         print(f"{batch:>5} {threads:>3} | " + " | ".join(f"{best[p]:>12.0f}" for p in precisions) + " | "
               + " ".join(f"{best[p] / best['float32']:>8.2f}x" for p in precisions[1:]))
     torch.set_num_threads(os.cpu_count() or 1)

@@ -29,7 +29,7 @@ from .conditioning import CONSTANT, GateConditioning, LocalSource, UpsampledCode
 from .fast import FastPath
 from .incremental import TorchPath, torch_threads
 from .sampling import CATEGORICAL, SamplerSpec, UniformStream, sampler_for
-from .weights import gate_weights
+from .weights import PRECISIONS, gate_weights
 
 CHUNK = 256  # steps per chunk of conditioning (a multiple of `hold` is used)
 
@@ -91,9 +91,20 @@ def _seeds(seed, batch: int) -> list[int]:
     return seeds
 
 
+def check_precision(wavenet: WaveNet, fast: bool, precision: str) -> None:
+    """Refuse a weight precision the path that would run cannot use (AudioVQError)."""
+    if precision not in PRECISIONS:
+        raise AudioVQError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    device = wavenet.embed.weight.device.type
+    if precision != "float32" and not (fast and device == "cpu"):
+        raise AudioVQError(f"precision {precision} is an option of the fast CPU path; the PyTorch path "
+                           f"({'--slow' if device == 'cpu' else device}) computes in float32")
+
+
 def _windows(wavenet: WaveNet, lengths: list[int], local, glob, spec: SamplerSpec, first_input: int,
              seeds: list[int], fast: bool, threads: int | None, progress: bool, window: int | None = None,
-             forced: torch.Tensor | None = None, keep_logits: bool = False) -> Iterator[Window]:
+             forced: torch.Tensor | None = None, keep_logits: bool = False,
+             precision: str = "float32") -> Iterator[Window]:
     """Run the steps a window at a time (`window` steps, rounded up to whole chunks; default
     all): each window's outputs are handed out, then overwritten by the next. The path keeps
     its state (rings, last samples, uniform streams) from one window to the next, so the
@@ -106,8 +117,10 @@ def _windows(wavenet: WaveNet, lengths: list[int], local, glob, spec: SamplerSpe
     chunk = CHUNK if cond.hold == CONSTANT else cond.hold * -(-CHUNK // cond.hold)
     window = T if window is None else chunk * -(-window // chunk)
     on_cpu = wavenet.embed.weight.device.type == "cpu"
+    check_precision(wavenet, fast, precision)
     if fast and on_cpu:
-        path = FastPath(wavenet, lengths, spec, first_input, forced, keep_logits, threads, window=min(window, T))
+        path = FastPath(wavenet, lengths, spec, first_input, forced, keep_logits, threads, window=min(window, T),
+                        precision=precision)
         n_torch = max(1, threads // path.threads)  # each worker makes its own conditioning
     else:
         path = TorchPath(wavenet, lengths, spec, first_input, forced, keep_logits, window=min(window, T))
@@ -142,7 +155,7 @@ def generate_wavenet(wavenet: WaveNet, steps: int | Sequence[int] | torch.Tensor
                      local: torch.Tensor | LocalSource | None = None, glob: torch.Tensor | None = None,
                      output=None, *, first_input: int = 0, temperature: float = 1.0,
                      seed: int | Sequence[int] = 0, fast: bool = True, threads: int | None = None,
-                     progress: bool = False) -> Generated:
+                     progress: bool = False, precision: str = "float32") -> Generated:
     """Sample from any WaveNet autoregressively.
 
     steps: one length for every item, or per-item lengths (B,) (each item stops at its own);
@@ -151,7 +164,8 @@ def generate_wavenet(wavenet: WaveNet, steps: int | Sequence[int] | torch.Tensor
     the input class of step 0. temperature 0 = argmax. seed: item b uses seed + b (or
     seed[b]), so batch and one-by-one generation agree. fast: use the numba kernel when
     the model is on the CPU (other devices always run the PyTorch path). threads: CPU
-    threads (default torch's).
+    threads (default torch's). precision: the fast path's mat-vec weights, "float32",
+    "bf16" or "int8" (faster at batch 1, logits within ~1% rms; see `fast.py`).
     """
     batch = None
     for c in (local, glob):
@@ -168,7 +182,8 @@ def generate_wavenet(wavenet: WaveNet, steps: int | Sequence[int] | torch.Tensor
         raise ValueError(f"samples ({fed_back} classes) and first_input {first_input} must be input classes "
                          f"of the WaveNet (0 … {wavenet.embed.num_embeddings - 1})")
     t = time.perf_counter()
-    r = _run(wavenet, lengths, local, glob, spec, first_input, _seeds(seed, len(lengths)), fast, threads, progress)
+    r = _run(wavenet, lengths, local, glob, spec, first_input, _seeds(seed, len(lengths)), fast, threads, progress,
+             precision=precision)
     seconds = time.perf_counter() - t
     picked = r.classes if spec.kind == CATEGORICAL else r.values
     return Generated([picked[b, :n].copy() for b, n in enumerate(lengths)], seconds, sum(lengths))
@@ -176,22 +191,23 @@ def generate_wavenet(wavenet: WaveNet, steps: int | Sequence[int] | torch.Tensor
 
 def teacher_forced_logits(wavenet: WaveNet, inputs: torch.Tensor,
                           local: torch.Tensor | LocalSource | None = None, glob: torch.Tensor | None = None,
-                          fast: bool = True, threads: int | None = None) -> torch.Tensor:
+                          fast: bool = True, threads: int | None = None, precision: str = "float32") -> torch.Tensor:
     """The incremental paths fed given inputs (B, T) int64: logits (B, O, T), as `forward`
-    (for tests and checks; the fast path when `fast` and the model is on the CPU)."""
+    (for tests and checks; the fast path when `fast` and the model is on the CPU, with its
+    weights at `precision`)."""
     B, T = inputs.shape
     if inputs.min() < 0 or inputs.max() >= wavenet.embed.num_embeddings:
         raise ValueError(f"inputs must be input classes of the WaveNet (0 … {wavenet.embed.num_embeddings - 1})")
     spec = SamplerSpec(CATEGORICAL, 0.0)
     r = _run(wavenet, [T] * B, local, glob, spec, 0, list(range(B)), fast, threads, False,
-             forced=inputs, keep_logits=True)
+             forced=inputs, keep_logits=True, precision=precision)
     return torch.from_numpy(r.logits).transpose(1, 2)
 
 
 def generate(model: AudioVQVAE, indices: torch.Tensor, speaker: torch.Tensor,
              lengths: Sequence[int] | torch.Tensor | None = None, temperature: float = 1.0,
              seed: int | Sequence[int] = 0, fast: bool = True, progress: bool = False,
-             threads: int | None = None) -> GenerationResult:
+             threads: int | None = None, precision: str = "float32") -> GenerationResult:
     """Decode codes to waveforms with the VQ-VAE's WaveNet decoder.
 
     indices (B, F) int64 codes (padded), speaker (B,) int64, lengths (B,) samples to generate
@@ -201,7 +217,7 @@ def generate(model: AudioVQVAE, indices: torch.Tensor, speaker: torch.Tensor,
     """
     t = time.perf_counter()
     blocks = stream(model, indices, speaker, lengths, temperature, seed, fast, threads, block=None,
-                    progress=progress)
+                    progress=progress, precision=precision)
     audio = [np.concatenate(parts) for parts in zip(*(b.audio for b in blocks))]
     seconds = time.perf_counter() - t
     total = sum(a.size for a in audio)
@@ -214,7 +230,7 @@ BLOCK = 1 << 15  # samples per block of `stream` (2 s at 16 kHz)
 def stream(model: AudioVQVAE, indices: torch.Tensor, speaker: torch.Tensor,
            lengths: Sequence[int] | torch.Tensor | None = None, temperature: float = 1.0,
            seed: int | Sequence[int] = 0, fast: bool = True, threads: int | None = None,
-           block: int | None = BLOCK, progress: bool = False) -> Iterator[AudioBlock]:
+           block: int | None = BLOCK, progress: bool = False, precision: str = "float32") -> Iterator[AudioBlock]:
     """`generate`, a block of `block` samples at a time (rounded up to whole chunks of steps,
     `CHUNK` or the next multiple of the hop; None: all in one block; an item's blocks are
     empty once it has ended).
@@ -245,12 +261,13 @@ def stream(model: AudioVQVAE, indices: torch.Tensor, speaker: torch.Tensor,
         raise AudioVQError(f"codes must be in 0 … {codes - 1}, got {int(indices.min())} … {int(indices.max())}")
     if not 0 <= int(speaker.min()) <= int(speaker.max()) < speakers:
         raise AudioVQError(f"speakers must be in 0 … {speakers - 1}, got {speaker.tolist()}")
+    check_precision(model.decoder, fast, precision)
     device = model.speakers.weight.device
     with torch.no_grad():
         glob = model.speakers(speaker.to(device))
     local = WindowedCodes(model.conditioner, model.quantizer, indices.to(device), [-(-n // hop) for n in lengths])
     windows = _windows(model.decoder, lengths, local, glob, spec, model.silence_class, seeds, fast, threads,
-                       progress, block)
+                       progress, block, precision=precision)
     return _decoded(model, windows, lengths, spec)
 
 
