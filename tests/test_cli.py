@@ -73,6 +73,16 @@ def files(small_corpus, tmp_path_factory):
     return d, ckpt, good, raw, prepared
 
 
+def untrained_checkpoint(path, speaker_ids, sample_rate: int = 16000):
+    """The SMALL model, untrained (seed 0), saved as a checkpoint with these speakers."""
+    cfg = load_config("vqvae", SMALL + [f"data.sample_rate={sample_rate}"])
+    torch.manual_seed(0)
+    model = AudioVQVAE(cfg.model, len(speaker_ids), sample_rate)
+    speakers = [{"id": s, "gender": "", "age": None, "accent": "", "region": ""} for s in speaker_ids]
+    return ckpt_io.save(path, ckpt_io.Checkpoint("vqvae", to_dict(cfg), model.state_dict(), 1,
+                                                 extra={"speakers": speakers}))
+
+
 def run_cli(capsys, *args):
     with pytest.raises(SystemExit) as e:
         main([str(a) for a in args])

@@ -15,17 +15,14 @@ import soundfile as sf
 import torch
 
 from audiovq import audio
-from audiovq import checkpoint as ckpt_io
 from audiovq.codes import encode_utterances
-from audiovq.config import load_config, to_dict
 from audiovq.convert import convert, match_loudness
 from audiovq.generate import generate
 from audiovq.generate.conditioning import UpsampledCodes, WindowedCodes, codes_context
 from audiovq.generate.engine import stream
 from audiovq.models import load_vqvae
-from audiovq.nn.vqvae import AudioVQVAE
 
-from test_cli import SMALL, run_cli
+from test_cli import run_cli, untrained_checkpoint
 from test_generate import small_vqvae
 
 LENGTHS = {True: [3000, 970, 2100], False: [700, 250, 520]}  # fast path, PyTorch path (slow)
@@ -86,12 +83,7 @@ def test_windowed_context_equals_whole_context(monkeypatch, upsample):
 def setup(tmp_path_factory):
     """A small untrained 16 kHz checkpoint and a folder of sources of different lengths."""
     d = tmp_path_factory.mktemp("stream")
-    cfg = load_config("vqvae", SMALL)
-    torch.manual_seed(0)
-    model = AudioVQVAE(cfg.model, 3, 16000)
-    speakers = [{"id": s} for s in ("p225", "p226", "p227")]
-    ckpt = ckpt_io.save(d / "model.pt", ckpt_io.Checkpoint("vqvae", to_dict(cfg), model.state_dict(), 1,
-                                                           extra={"speakers": speakers}))
+    ckpt = untrained_checkpoint(d / "model.pt", ["p225", "p226", "p227"])
     rng = np.random.default_rng(0)
     (d / "src").mkdir()
     for k, seconds in enumerate([1.0, 2.0, 4.0, 16.0]):  # the last one leaves time to interrupt

@@ -5,22 +5,13 @@ import json
 import numpy as np
 import pytest
 import soundfile as sf
-import torch
 
-from audiovq import checkpoint as ckpt_io
-from audiovq.config import load_config, to_dict
 from audiovq.data.alignments import Interval, write_textgrid
 from audiovq.data.folder import UNLABELLED, folder_manifest
 from audiovq.errors import AudioVQError
-from audiovq.nn.vqvae import AudioVQVAE
 
-from test_cli import run_cli
+from test_cli import run_cli, untrained_checkpoint
 
-SMALL = ["model.encoder.layers=6", "data.sample_rate=16000", "data.embedded_flite=false",
-         "model.encoder.channels=16", "model.quantizer.codebook_size=16", "model.quantizer.dim=8",
-         "model.decoder.residual_channels=8", "model.decoder.gate_channels=16", "model.decoder.skip_channels=16",
-         "model.decoder.layers_per_cycle=3", "model.decoder.cond_channels=8", "model.decoder.speaker_dim=4",
-         "model.quantizer.kmeans_iters=0"]
 
 PHONES = ["sil", "AH0", "T", "IY1", "spn", "AH1", "T", ""]
 
@@ -58,13 +49,7 @@ def make_folder(root, layout: str, speakers=("spk1", "spk2"), per_speaker=2):
 
 @pytest.fixture(scope="module")
 def ckpt(tmp_path_factory):
-    d = tmp_path_factory.mktemp("folder_ckpt")
-    cfg = load_config("vqvae", SMALL)
-    torch.manual_seed(0)
-    model = AudioVQVAE(cfg.model, 2, 16000)
-    speakers = [{"id": s, "gender": "", "age": None, "accent": "", "region": ""} for s in ("a", "b")]
-    return ckpt_io.save(d / "model.pt", ckpt_io.Checkpoint("vqvae", to_dict(cfg), model.state_dict(), 1,
-                                                           extra={"speakers": speakers}))
+    return untrained_checkpoint(tmp_path_factory.mktemp("folder_ckpt") / "model.pt", ["a", "b"])
 
 
 def test_manifest_per_speaker_folder(tmp_path):

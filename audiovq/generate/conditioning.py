@@ -84,12 +84,7 @@ class UpsampledCodes:
         if self.conditioner.upsample is None:  # repeat: one block per code frame
             return self.frames(items, b0, b1)
         width = self.SPAN * self.hop
-        out = []
-        for b in items:
-            spans = [self._span(b, k) for k in range(b0 // width, -(-b1 // width))]
-            cat = spans[0] if len(spans) == 1 else torch.cat(spans, -1)
-            out.append(cat[:, b0 - (b0 // width) * width:][:, :b1 - b0])
-        return torch.stack(out)
+        return torch.stack([_stitch(lambda k: self._span(b, k), b0, b1, width) for b in items])
 
     def frames(self, items: list[int], f0: int, f1: int) -> torch.Tensor:
         """Context of frames f0 … f1 − 1 of the given items (len(items), C, f1 − f0), zero past the end."""
@@ -130,13 +125,15 @@ class WindowedCodes(UpsampledCodes):
         return windows[w]
 
     def frames(self, items: list[int], f0: int, f1: int) -> torch.Tensor:
-        W = self.WINDOW
-        out = []
-        for b in items:
-            parts = [self._window(b, w) for w in range(f0 // W, -(-f1 // W))]
-            cat = parts[0] if len(parts) == 1 else torch.cat(parts, -1)
-            out.append(cat[:, f0 - (f0 // W) * W:][:, :f1 - f0])
-        return torch.stack(out)
+        return torch.stack([_stitch(lambda w: self._window(b, w), f0, f1, self.WINDOW) for b in items])
+
+
+def _stitch(piece, lo: int, hi: int, width: int) -> torch.Tensor:
+    """Columns lo … hi − 1 of a sequence kept as pieces of `width` columns (`piece(k)` (C, width)
+    holds columns k·width …): (C, hi − lo)."""
+    parts = [piece(k) for k in range(lo // width, -(-hi // width))]
+    cat = parts[0] if len(parts) == 1 else torch.cat(parts, -1)
+    return cat[:, lo - (lo // width) * width:][:, :hi - lo]
 
 
 def codes_context(conditioner: Conditioner, codewords: torch.Tensor, frames: list[int]) -> torch.Tensor:
