@@ -15,8 +15,9 @@ item's samples are the same alone or in a batch when it runs as a single lane in
 in an eight-lane group the dot products are summed in another order, so its samples are
 the same unless a uniform falls within ~1e-7 of a class boundary.
 
-Speed is bounded by memory for one lane (the ~2.5 MB of float32 weights stream from L3
-every step) and by FMA throughput for a group.
+For one lane the float32 row-by-row mat-vecs are bound by instructions more than by the
+~2.5 MB of weights read per step (a horizontal sum per output row; with the weights in L2 a
+step takes half the time, not a tenth); for a group, by FMA throughput.
 
 Reduced precision (FastPath precision="bf16" | "int8"): the mat-vecs read panels of rounded
 weights (`weights.PanelWeights`) with kernels written in LLVM IR ("reduced-precision panels"
