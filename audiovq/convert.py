@@ -8,6 +8,8 @@ the checkpoint, so `decode` can refuse codes from another model.
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import glob
 import json
 import math
 import os
@@ -155,6 +157,8 @@ def convert(m: LoadedVQVAE, sources: list[pathlib.Path], targets: list[str], out
         write_conversions(folder, [done[j] for j in sorted(done)], m.path, speakers, settings)
 
     pending = [j for j in range(len(jobs)) if j not in done]
+    for j in pending:
+        _Writer.remove_stale(paths[j])
     encoded: dict[int, _Source] = {}
     for i in dict.fromkeys(jobs[j][0] for j in pending):  # fails on a bad source before any output
         encoded[i] = _encode_source(model, sources[i])
@@ -231,8 +235,21 @@ class _Writer:
         self.path, self.sample_rate = path, sample_rate
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, raw = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".raw.tmp", dir=path.parent)
+        fcntl.lockf(fd, fcntl.LOCK_EX)  # while held, `remove_stale` of another run leaves the file alone
         self.raw, self.file = pathlib.Path(raw), os.fdopen(fd, "wb")
         self.level = _Level()
+
+    @staticmethod
+    def remove_stale(path: pathlib.Path) -> None:
+        """Delete the temporary files of `path` that a killed run left behind (unlocked: no
+        live writer; the kernel drops a writer's lock when it dies, even by kill -9)."""
+        for raw in path.parent.glob(f".{glob.escape(path.stem)}.*.raw.tmp"):
+            try:
+                with open(raw, "rb+") as f:
+                    fcntl.lockf(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    raw.unlink()
+            except OSError:
+                pass  # another run is writing it (or it is gone already)
 
     def write(self, y: np.ndarray) -> None:
         if not np.isfinite(y).all():

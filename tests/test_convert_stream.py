@@ -127,6 +127,27 @@ def test_a_rerun_with_other_settings_redoes_the_outputs(setup, tmp_path):
     assert (listing["precision"], listing["seed"], len(listing["items"])) == ("float32", 3, 1)
 
 
+def test_temporary_files_of_a_killed_run_are_removed_and_a_live_ones_kept(setup, tmp_path):
+    """A killed run's temporary output (no process holds its lock) goes on the next run; one
+    another process is still writing stays."""
+    d, ckpt = setup
+    out = tmp_path / "out"
+    out.mkdir()
+    stale, live = out / ".u0_to_p226.dead.raw.tmp", out / ".u0_to_p226.live.raw.tmp"
+    stale.write_bytes(b"\0" * 64)
+    live.write_bytes(b"\0" * 64)
+    holder = subprocess.Popen([sys.executable, "-c", "import fcntl, sys, time\n"
+                               f"f = open({str(live)!r}, 'rb+'); fcntl.lockf(f, fcntl.LOCK_EX)\n"
+                               "print('held', flush=True); time.sleep(60)"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        done, _ = convert(load_vqvae(ckpt), [d / "src" / "u0.wav"], ["p226"], out, progress=False)
+        assert not stale.exists() and live.exists() and done[0].output.is_file()
+    finally:
+        holder.kill()
+        holder.wait()
+
+
 def test_loudness_match_block_by_block_equals_whole():
     """`LoudnessMatch` from the whole output's level and peak, applied per block = applied to
     the whole (both the plain gain and the peak-limited case)."""
