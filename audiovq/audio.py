@@ -20,6 +20,7 @@ from .atomic import atomic_path
 from .errors import AudioError
 
 SILENCE_DBFS = -60.0  # a file whose peak is below this holds no speech
+SUFFIXES = (".wav", ".flac", ".ogg")  # what folders of audio are searched for (soundfile reads them all)
 
 
 class AudioInfo(NamedTuple):

@@ -30,7 +30,6 @@ from .errors import AudioError, AudioVQError
 from .generate.engine import BLOCK, check_precision, stream
 from .models import LoadedVQVAE
 
-AUDIO_SUFFIXES = {".wav", ".flac", ".ogg"}
 
 
 class Converted(NamedTuple):
@@ -46,7 +45,7 @@ def expand_sources(paths: list[str]) -> list[pathlib.Path]:
     found: list[pathlib.Path] = []
     for p in map(pathlib.Path, paths):
         if p.is_dir():
-            inside = sorted(f for f in p.rglob("*") if f.suffix.lower() in AUDIO_SUFFIXES)
+            inside = sorted(f for f in p.rglob("*") if f.suffix.lower() in audio.SUFFIXES)
             if not inside:
                 raise AudioVQError(f"{p}: folder holds no .wav/.flac/.ogg files")
             found += inside
@@ -59,14 +58,17 @@ class _Level:
     """RMS level (as `audio.loudness_db`) and peak of a signal seen block by block."""
 
     def __init__(self):
-        self.samples, self.sum_squares, self.peak, self.silent = 0, 0.0, 0.0, True
+        self.samples, self.sum_squares, self.peak = 0, 0.0, 0.0
 
     def add(self, y: np.ndarray) -> None:
         if y.size:
             self.samples += y.size
             self.sum_squares += float(np.square(y, dtype=np.float64).sum())
             self.peak = max(self.peak, float(np.abs(y).max()))
-            self.silent = self.silent and audio.is_silent(y)
+
+    @property
+    def silent(self) -> bool:
+        return audio.is_silent(np.array([self.peak], np.float32))
 
     @property
     def db(self) -> float:
@@ -141,7 +143,7 @@ def convert(m: LoadedVQVAE, sources: list[pathlib.Path], targets: list[str], out
     speaker_idx = [m.speaker_index(t) for t in targets]  # unknown speakers fail before any work
     check_precision(model.decoder, fast, precision)
     out = pathlib.Path(out)
-    single = len(sources) * len(targets) == 1 and out.suffix.lower() in AUDIO_SUFFIXES
+    single = len(sources) * len(targets) == 1 and out.suffix.lower() in audio.SUFFIXES
     folder = out.parent if single else out
     jobs = [(i, t, k) for i in range(len(sources)) for t, k in zip(targets, speaker_idx)]
     paths = [out if single else out / f"{sources[i].stem}_to_{t}.wav" for i, t, _ in jobs]

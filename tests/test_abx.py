@@ -161,13 +161,13 @@ def test_averaging_order_contexts_then_speakers_then_pairs():
     # → 0.5 (pooling the cells would give 1/3); a second (p, q) pair with error 0 → 0.25
     err = [0.0, 0.0, 1.0, 0.0]
     spk, p, q, ctx = [0, 0, 1, 0], [0, 0, 0, 1], [1, 1, 1, 0], [0, 1, 0, 0]
-    assert A.average_within(err, spk, p, q, ctx) == pytest.approx(0.25)
+    assert A.average_cells(err, spk, p, q) == pytest.approx(0.25)
     # across: the (context, X speaker) cells of an A speaker together (ZeroSpeech 2021, fastabx):
     # s=0 has (c0, s'=1) 0, (c0, s'=2) 1, (c1, s'=2) 1 → 2/3; s=1 has (c0, s'=0) 0 → 0; pair mean
     # 1/3 (averaging s' after the contexts would give s=0 (0 + 1) / 2 and 1/4)
     err = [0.0, 1.0, 1.0, 0.0]
     s, sx, ctx = [0, 0, 0, 1], [1, 2, 2, 0], [0, 0, 1, 0]
-    assert A.average_across(err, s, sx, [0] * 4, [1] * 4, ctx) == pytest.approx(1 / 3)
+    assert A.average_cells(err, s, [0] * 4, [1] * 4) == pytest.approx(1 / 3)
 
 
 def test_abx_hand_worked_within():
@@ -276,8 +276,8 @@ def brute_force(feats, ivs, spks, rate):
 
     w = list(zip(*within))
     x = list(zip(*across))
-    return (A.average_within(np.array(w[0]), *[codes(c) for c in w[1:]]),
-            A.average_across(np.array(x[0]), *[codes(c) for c in x[1:]]), len(within), len(across))
+    return (A.average_cells(np.array(w[0]), *[codes(c) for c in w[1:4]]),
+            A.average_cells(np.array(x[0]), codes(x[1]), codes(x[3]), codes(x[4])), len(within), len(across))
 
 
 def test_fast_path_matches_brute_force():

@@ -27,6 +27,7 @@ import torch
 
 from audiovq.config import load_config
 from audiovq.generate import generate
+from audiovq.generate.weights import PRECISIONS
 from audiovq.generate.incremental import torch_threads
 from audiovq.nn.vqvae import AudioVQVAE
 
@@ -81,7 +82,7 @@ def measure(model, batch: int, samples: int, fast: bool, threads: int,
 
 def precision_table(model, seconds: float, rounds: int) -> None:
     """Best samples/s of each precision over `rounds` alternating runs, and the ratio to float32."""
-    precisions = ("float32", "bf16", "int8")
+    precisions = PRECISIONS
     for precision in precisions:  # numba compiles each precision's kernel once
         measure(model, 1, 256, True, 1, precision)
         measure(model, 16, 64, True, 2, precision)

@@ -39,8 +39,11 @@ def measure(preset: str, steps: int, batch: int | None, device: torch.device) ->
 
 
 def amp_dtype(device: torch.device):
-    """bf16 autocast on a GPU that has it (as the Trainer's train.amp), else none."""
-    return torch.bfloat16 if device.type == "cuda" and torch.cuda.is_bf16_supported() else None
+    """The Trainer's train.amp dtype on a GPU (bf16 where supported, else fp16; the loss scaler
+    does not change the step's cost), none on the CPU."""
+    if device.type != "cuda":
+        return None
+    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
 
 
 def main() -> None:

@@ -172,19 +172,16 @@ def _add_abx(rows: dict, model, utts: list[Utterance], codes: list[np.ndarray], 
     from . import abx as abx_mod
 
     lookup = lambda c: model.quantizer.lookup(torch.from_numpy(np.asarray(c, np.int64))[None])[0].T.numpy()
-    rng = np.random.default_rng(seed)
-    K = model.quantizer.num_codes
     features = {LEARNED: [lookup(c) for c in codes],
                 Z_E: z_e}
     if mfccs:
         features[MFCC_FEATURES] = mfccs
-    features[RANDOM] = [lookup(rng.integers(0, K, len(c))) for c in codes]
+    # uniform codes, drawn as for the random row's other metrics, over every frame of every utterance
+    random = baselines.random_codes(sum(len(c) for c in codes), model.quantizer.num_codes, seed)
+    features[RANDOM] = [lookup(c) for c in np.split(random, np.cumsum([len(c) for c in codes])[:-1])]
     speakers, offsets = [u.speaker for u in utts], [u.trim_start for u in utts]
     lines = []
     for name, feats in features.items():
-        # rows contiguous: item frames gathered from the encoder's transposed batch arrays
-        # cost abx 3× the CPU time
-        feats = [np.ascontiguousarray(f) for f in feats]
         r = abx_mod.abx(feats, grids, speakers, model.code_rate, offsets=offsets, seed=seed)
         row = rows.setdefault(name, {})
         row.update(abx_within=r.within, abx_across=r.across, abx_triplets=r.triplets, abx_seconds=r.seconds,

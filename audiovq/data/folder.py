@@ -5,7 +5,7 @@ Two layouts, as Montreal Forced Aligner reads them:
 * per-speaker: `DIR/<speaker>/<utt>.wav` — the folder name is the speaker;
 * flat: `DIR/<utt>.wav` — no speaker labels (every utterance gets speaker `UNLABELLED`).
 
-Files are `.wav` or `.flac` (any case) at any sample rate: nothing is copied or resampled
+Files are `.wav`, `.flac` or `.ogg` (any case) at any sample rate: nothing is copied or resampled
 here; the manifest's `root` is DIR itself, and loaders resample on read
 (`audio.load(manifest.audio_path(u), rate)`). Every utterance is in split "test" and every
 speaker in "train"; callers select them all with split "all".
@@ -17,20 +17,20 @@ import pathlib
 
 import soundfile as sf
 
+from .. import audio
 from ..errors import AudioVQError
 from .manifest import Manifest, Speaker, Utterance
 
-AUDIO_SUFFIXES = (".wav", ".flac")
 UNLABELLED = "unlabelled"  # the one speaker id of a flat folder (its TextGrids: `<align>/<utt>.TextGrid`)
 
 
 def _audio_files(folder: pathlib.Path) -> list[pathlib.Path]:
     return sorted(p for p in folder.iterdir()
-                  if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in AUDIO_SUFFIXES)
+                  if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in audio.SUFFIXES)
 
 
 def folder_manifest(audio_dir: str | os.PathLike, sample_rate: int) -> Manifest:
-    """A Manifest over the wav/flac files of `audio_dir` (flat or one folder per speaker).
+    """A Manifest over the wav/flac/ogg files of `audio_dir` (flat or one folder per speaker).
 
     `sample_rate` is the rate the files will be loaded at (the model's); durations and sample
     counts are the files' own. Raises AudioVQError (one line) for a missing folder, a folder
@@ -48,7 +48,7 @@ def folder_manifest(audio_dir: str | os.PathLike, sample_rate: int) -> Manifest:
         raise AudioVQError(f"{root}: has audio files both at the top and in speaker folders "
                            f"({', '.join(sorted(nested)[:3])}); use one layout")
     if not top and not nested:
-        raise AudioVQError(f"{root}: no .wav or .flac files (in the folder or its speaker subfolders)")
+        raise AudioVQError(f"{root}: no .wav or .flac (or .ogg) files (in the folder or its speaker subfolders)")
     groups = nested if nested else {UNLABELLED: top}
     utterances, seen = [], {}
     for speaker, files in groups.items():

@@ -89,8 +89,8 @@ class Listener:
         return h
 
     def file(self, path: str, text: str | None) -> Heard:
-        """Hear an audio file at its own rate (the measures resample to 16 kHz themselves; loading
-        at 16 kHz would warn about upsampling an 8 kHz file for no gain)."""
+        """Hear an audio file at its own rate (`__call__` resamples it once to the measures' 16 kHz;
+        loading at 16 kHz would warn about upsampling an 8 kHz file for no gain)."""
         return self(audio.load(path), audio.info(path).sample_rate, text)
 
     def source(self, path: str, text: str | None, model) -> tuple[Heard, Heard]:

@@ -136,7 +136,9 @@ def _windows(wavenet: WaveNet, lengths: list[int], local, glob, spec: SamplerSpe
                     uniforms = torch.stack([s.take(n) for s in streams])
                     path.run(t0, n, cond, chunk, uniforms)
                     bar.update(n)
-            yield Window(w0, *path.block(n_w))
+            classes, values, logits = path.results()  # views of the window, overwritten by the next
+            path.base += n_w
+            yield Window(w0, classes[:, :n_w], values[:, :n_w], None if logits is None else logits[:, :n_w])
     finally:
         bar.close()
         path.close()

@@ -594,13 +594,6 @@ class FastPath:
         """(classes, values, logits or None) of the window: (B, W) int64, (B, W) float32, (B, W, O)."""
         return self.classes, self.values, (self.logits if self.keep_logits else None)
 
-    def block(self, n: int):
-        """`results` of the window's first n steps (views, overwritten by the next `run`); the
-        next window starts n steps later."""
-        classes, values, logits = self.results()
-        self.base += n
-        return classes[:, :n], values[:, :n], (None if logits is None else logits[:, :n])
-
     def close(self) -> None:
         if self.pool is not None:
             self.pool.shutdown()

@@ -134,12 +134,5 @@ class TorchPath:
         logits = None if self.logits is None else self.logits.cpu().numpy()
         return self.classes.cpu().numpy(), self.values.cpu().numpy(), logits
 
-    def block(self, n: int):
-        """`results` of the window's first n steps (on the CPU: views, overwritten by the next
-        `run`); the next window starts n steps later."""
-        classes, values, logits = self.results()
-        self.base += n
-        return classes[:, :n], values[:, :n], (None if logits is None else logits[:, :n])
-
     def close(self) -> None:
         pass
