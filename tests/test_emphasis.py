@@ -6,7 +6,7 @@ import torch
 
 from audiovq.audio import mu_law_decode, mu_law_encode
 from audiovq.generate.engine import generate
-from audiovq.nn.emphasis import deemphasis, preemphasis
+from audiovq.nn.emphasis import Deemphasis, deemphasis, preemphasis
 from audiovq.nn.vqvae import AudioVQVAE
 
 from test_model import small_cfg
@@ -101,3 +101,11 @@ def test_given_noise_draws_are_used_in_training():
     assert torch.equal(a, b)  # the same draws, the same inputs: the recipe can make ranks agree
     expected = (mu_law_encode(signal, 256) + (draws * 2).round().long()).clamp(0, 255)
     assert torch.equal(a[:, 1:], expected[:, :-1])
+
+
+def test_deemphasis_block_by_block_equals_whole():
+    e = np.random.default_rng(3).uniform(-1, 1, 1000).astype(np.float32)
+    f = Deemphasis(0.85)
+    blocks = np.concatenate([f(e[a:b]) for a, b in ((0, 1), (1, 300), (300, 301), (301, 1000))])
+    np.testing.assert_array_equal(blocks, deemphasis(e, 0.85))
+    assert Deemphasis(0.0)(e) is e

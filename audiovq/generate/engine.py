@@ -18,11 +18,11 @@ from typing import Iterator, NamedTuple, Sequence
 
 import numpy as np
 import torch
-from scipy.signal import lfilter
 from tqdm import tqdm
 
 from ..errors import AudioVQError
 from ..nn.distributions import Categorical
+from ..nn.emphasis import Deemphasis
 from ..nn.vqvae import AudioVQVAE
 from ..nn.wavenet import WaveNet
 from .conditioning import CONSTANT, GateConditioning, LocalSource, UpsampledCodes, WindowedCodes
@@ -273,32 +273,16 @@ def stream(model: AudioVQVAE, indices: torch.Tensor, speaker: torch.Tensor,
     return _decoded(model, windows, lengths, spec)
 
 
-class _Deemphasis:
-    """`deemphasis` of a signal handed in block by block (the filter state carried over: the
-    same float64 recursion as on the whole signal)."""
-
-    def __init__(self, coef: float):
-        self.coef, self.state = coef, np.zeros(1)
-
-    def __call__(self, e: np.ndarray) -> np.ndarray:
-        if self.coef == 0:
-            return e
-        x, self.state = lfilter([1.0], [1.0, -self.coef], e.astype(np.float64), zi=self.state)
-        return x.astype(e.dtype)
-
-
 def _decoded(model: AudioVQVAE, windows: Iterator[Window], lengths: list[int], spec: SamplerSpec
              ) -> Iterator[AudioBlock]:
     """Generated windows → waveform blocks, as `AudioVQVAE.to_waveform` on each whole item."""
-    filters = [_Deemphasis(model.preemphasis) for _ in lengths]
+    filters = [Deemphasis(model.preemphasis) for _ in lengths]
     t = time.perf_counter()
     for w in windows:
         out = w.classes if spec.kind == CATEGORICAL else w.values
         audio = []
         for b, n in enumerate(lengths):
-            part = out[b, :max(0, min(n - w.start, out.shape[1]))]
-            wav = np.asarray(model.output.to_waveform(part), dtype=np.float32)
-            audio.append(np.clip(filters[b](wav), -1.0, 1.0))
+            audio.append(model.to_waveform(out[b, :max(0, min(n - w.start, out.shape[1]))], filters[b]))
         now = time.perf_counter()
         yield AudioBlock(w.start, audio, now - t)
         t = time.perf_counter()

@@ -28,6 +28,20 @@ def preemphasis(x, coef: float):
     return out
 
 
+class Deemphasis:
+    """`deemphasis` of one numpy signal handed in block by block: the filter state carries over,
+    so the blocks' outputs concatenate to `deemphasis` of the whole (streamed generation)."""
+
+    def __init__(self, coef: float):
+        self.coef, self.state = coef, np.zeros(1)
+
+    def __call__(self, e: np.ndarray) -> np.ndarray:
+        if self.coef == 0:
+            return e
+        x, self.state = lfilter([1.0], [1.0, -self.coef], e.astype(np.float64), zi=self.state)
+        return x.astype(e.dtype)
+
+
 def deemphasis(e, coef: float):
     """The inverse of `preemphasis`: x[n] = e[n] + coef·x[n−1]. Torch (on the CPU) or numpy;
     the result has the input's dtype, computed in float64."""

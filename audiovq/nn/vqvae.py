@@ -14,7 +14,7 @@ from torch import nn
 
 from ..audio import mu_law_decode, mu_law_encode
 from .distributions import Categorical, make_output
-from .emphasis import deemphasis, preemphasis
+from .emphasis import Deemphasis, deemphasis, preemphasis
 from .encoder import WaveformEncoder
 from .quantizer import VectorQuantizer, VQResult
 from .wavenet import WaveNet
@@ -115,11 +115,13 @@ class AudioVQVAE(nn.Module):
             q = (q + (noise.to(q.device) * self.input_noise).round().long()).clamp_(0, self.classes - 1)
         return F.pad(q[:, :-1], (1, 0), value=self.silence_class)
 
-    def to_waveform(self, values: torch.Tensor | np.ndarray) -> np.ndarray:
+    def to_waveform(self, values: torch.Tensor | np.ndarray, filter: Deemphasis | None = None) -> np.ndarray:
         """Generated values (T,) (µ-law bins, or amplitudes for the mixture output) → the
-        waveform (T,) float32: decoded, then de-emphasised."""
+        waveform (T,) float32: decoded, then de-emphasised (by `filter`, a `Deemphasis` of
+        this model's coefficient, for a signal converted block by block)."""
         wav = np.asarray(self.output.to_waveform(values), dtype=np.float32)
-        return np.clip(deemphasis(wav, self.preemphasis), -1.0, 1.0)
+        wav = filter(wav) if filter is not None else deemphasis(wav, self.preemphasis)
+        return np.clip(wav, -1.0, 1.0)
 
     def representation_limit(self, wav: np.ndarray) -> np.ndarray:
         """A waveform (T,) at the model's rate passed through what the decoder models (pre-
