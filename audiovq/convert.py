@@ -27,6 +27,7 @@ import torch
 from . import audio
 from .atomic import atomic_path, write_text
 from .errors import AudioError, AudioVQError
+from .filelock import folder_lock
 from .generate.engine import BLOCK, check_precision, stream
 from .models import LoadedVQVAE
 
@@ -148,64 +149,71 @@ def convert(m: LoadedVQVAE, sources: list[pathlib.Path], targets: list[str], out
     jobs = [(i, t, k) for i in range(len(sources)) for t, k in zip(targets, speaker_idx)]
     paths = [out if single else out / f"{sources[i].stem}_to_{t}.wav" for i, t, _ in jobs]
     settings = {"temperature": temperature, "seed": seed, "precision": precision}
-    earlier = set() if overwrite else _finished(folder, m.path, settings)
-    done: dict[int, Converted] = {}
-    for j, (i, t, _) in enumerate(jobs):
-        if (str(sources[i]), t, str(paths[j])) in earlier and paths[j].is_file():
-            done[j] = Converted(sources[i], t, paths[j], audio.info(paths[j]).duration, skipped=True)
     speakers = source_speakers or {}
+
+    def kept() -> dict[int, Converted]:
+        """The outputs an earlier run finished with these settings (none when `overwrite`)."""
+        earlier = set() if overwrite else _finished(folder, m.path, settings)
+        return {j: Converted(sources[i], t, paths[j], audio.info(paths[j]).duration, skipped=True)
+                for j, (i, t, _) in enumerate(jobs) if (str(sources[i]), t, str(paths[j])) in earlier
+                and paths[j].is_file()}
 
     def publish() -> None:
         write_conversions(folder, [done[j] for j in sorted(done)], m.path, speakers, settings)
 
-    pending = [j for j in range(len(jobs)) if j not in done]
-    for j in pending:
-        _Writer.remove_stale(paths[j])
-    encoded: dict[int, _Source] = {}
-    for i in dict.fromkeys(jobs[j][0] for j in pending):  # fails on a bad source before any output
+    done = kept()
+    encoded: dict[int, _Source] = {}  # a bad source fails here, before any file is written
+    for i in dict.fromkeys(i for j, (i, _, _) in enumerate(jobs) if j not in done):
         encoded[i] = _encode_source(model, sources[i])
-    publish()
-    sr = model.sample_rate
-    from tqdm import tqdm
-    # seconds of audio done / to do, time spent < time left (ETA), real-time factor
-    bar = tqdm(total=sum(encoded[jobs[j][0]].samples for j in pending) / sr, unit="s", desc="converting",
-               disable=not progress, bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.1f}/{total:.1f} s audio "
-                                                "[{elapsed}<{remaining}{postfix}]")
-    busy, produced = 0.0, 0
-    try:
-        for start in range(0, len(pending), batch_size):
-            batch = pending[start:start + batch_size]
-            items = [encoded[jobs[j][0]] for j in batch]
-            ind = torch.zeros(len(batch), max(s.codes.size for s in items), dtype=torch.long)
-            for row, s in enumerate(items):
-                ind[row, :s.codes.size] = torch.from_numpy(s.codes)
-            writers = [_Writer(paths[j], sr) for j in batch]
-            try:
-                with contextlib.closing(stream(
-                        model, ind, torch.tensor([jobs[j][2] for j in batch]), lengths=[s.samples for s in items],
-                        temperature=temperature, seed=[seed + j for j in batch], fast=fast, block=block,
-                        precision=precision)) as blocks:
-                    # (closed at once on an interruption: the generator's worker threads end)
-                    for b in blocks:
-                        busy += b.seconds
-                        for j, s, w, y in zip(batch, items, writers, b.audio):
-                            if not y.size:
-                                continue
-                            w.write(y)
-                            produced += y.size
-                            if w.level.samples == s.samples:
-                                with _signals_held():  # the file and its entry appear together
-                                    w.finish(LoudnessMatch(s.level_db, w.level.db, w.level.peak))
-                                    done[j] = Converted(sources[jobs[j][0]], jobs[j][1], paths[j], s.samples / sr)
-                                    publish()
-                        bar.set_postfix_str(f"RTF {busy * sr / max(produced, 1):.2f}")
-                        bar.update(sum(y.size for y in b.audio) / sr)
-            finally:
-                for w in writers:
-                    w.discard()
-    finally:
-        bar.close()
-    return [done[j] for j in sorted(done)], busy * sr / max(produced, 1)
+    # One run writes a folder at a time (its outputs and listing); a second one waits, then
+    # does what the first left undone.
+    with folder_lock(folder / ".conversions", announce=progress, remove=True):
+        done = kept()
+        pending = [j for j in range(len(jobs)) if j not in done]
+        for j in pending:
+            _Writer.remove_stale(paths[j])
+        publish()
+        sr = model.sample_rate
+        from tqdm import tqdm
+        # seconds of audio done / to do, time spent < time left (ETA), real-time factor
+        bar = tqdm(total=sum(encoded[jobs[j][0]].samples for j in pending) / sr, unit="s", desc="converting",
+                   disable=not progress, bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.1f}/{total:.1f} s audio "
+                                                    "[{elapsed}<{remaining}{postfix}]")
+        busy, produced = 0.0, 0
+        try:
+            for start in range(0, len(pending), batch_size):
+                batch = pending[start:start + batch_size]
+                items = [encoded[jobs[j][0]] for j in batch]
+                ind = torch.zeros(len(batch), max(s.codes.size for s in items), dtype=torch.long)
+                for row, s in enumerate(items):
+                    ind[row, :s.codes.size] = torch.from_numpy(s.codes)
+                writers = [_Writer(paths[j], sr) for j in batch]
+                try:
+                    with contextlib.closing(stream(
+                            model, ind, torch.tensor([jobs[j][2] for j in batch]), lengths=[s.samples for s in items],
+                            temperature=temperature, seed=[seed + j for j in batch], fast=fast, block=block,
+                            precision=precision)) as blocks:
+                        # (closed at once on an interruption: the generator's worker threads end)
+                        for b in blocks:
+                            busy += b.seconds
+                            for j, s, w, y in zip(batch, items, writers, b.audio):
+                                if not y.size:
+                                    continue
+                                w.write(y)
+                                produced += y.size
+                                if w.level.samples == s.samples:
+                                    with _signals_held():  # the file and its entry appear together
+                                        w.finish(LoudnessMatch(s.level_db, w.level.db, w.level.peak))
+                                        done[j] = Converted(sources[jobs[j][0]], jobs[j][1], paths[j], s.samples / sr)
+                                        publish()
+                            bar.set_postfix_str(f"RTF {busy * sr / max(produced, 1):.2f}")
+                            bar.update(sum(y.size for y in b.audio) / sr)
+                finally:
+                    for w in writers:
+                        w.discard()
+        finally:
+            bar.close()
+        return [done[j] for j in sorted(done)], busy * sr / max(produced, 1)
 
 
 class LoudnessMatch:

@@ -11,8 +11,10 @@ longer than a process group's), needs no process group, is released by the kerne
 holder dies (even by kill -9), and is not inherited by the holder's forked worker processes
 (which flock's would be, keeping it held while orphaned workers linger). On NFS it is taken
 through the server's lock manager, so nodes sharing a data folder share its lock, and nodes
-with their own folders each build their own. The lock file is left behind: removing it
-while another process waits on it would let two processes hold "the" lock at once.
+with their own folders each build their own. A corpus's lock file is left behind; a lock
+that must leave nothing (`remove`) is deleted while still held, and a process that was
+waiting on the deleted file sees that and locks the path's new file instead, so two
+processes never hold "the" lock at once.
 """
 from __future__ import annotations
 
@@ -36,31 +38,46 @@ def lock_path(folder: str | os.PathLike) -> pathlib.Path:
 
 
 @contextlib.contextmanager
-def folder_lock(folder: str | os.PathLike, announce: bool = False) -> Iterator[None]:
+def folder_lock(folder: str | os.PathLike, announce: bool = False, remove: bool = False) -> Iterator[None]:
     """Hold the exclusive lock of `folder`; when another process holds it, say so in one line
-    (if `announce`) and block until that process releases it or exits."""
+    (if `announce`) and block until that process releases it or exits. `remove`: delete the
+    lock file on release (a process that was waiting on the deleted file notices, and locks
+    the path afresh), for locks that must leave nothing behind."""
     path = lock_path(folder)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        f = open(path, "a")
-    except OSError as e:
-        raise AudioVQError(f"{path}: cannot create the lock file ({e.strerror})") from None
-    with f:
+    announced = False
+    while True:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            f = open(path, "a")
+        except OSError as e:
+            raise AudioVQError(f"{path}: cannot create the lock file ({e.strerror})") from None
         try:
             try:
                 fcntl.lockf(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError as e:
                 if e.errno not in (errno.EACCES, errno.EAGAIN):
                     raise
-                if announce:
+                if announce and not announced:
                     print(f"waiting for another process to finish {folder} …", flush=True)
+                    announced = True
                 fcntl.lockf(f, fcntl.LOCK_EX)
         except OSError as e:
+            f.close()
             raise AudioVQError(f"{path}: cannot lock ({e.strerror}); put the data (AUDIOVQ_DATA, "
                                "data.prepared) on a file system that supports locks") from None
         try:
+            current = os.stat(path).st_ino
+        except FileNotFoundError:
+            current = None
+        if current == os.fstat(f.fileno()).st_ino:
+            break
+        f.close()  # the holder we waited for removed this file: lock the path's new one
+    with f:
+        try:
             yield
         finally:
+            if remove:
+                path.unlink(missing_ok=True)  # while still held: nobody can lock this inode after us
             fcntl.lockf(f, fcntl.LOCK_UN)
 
 

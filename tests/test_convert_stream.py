@@ -17,6 +17,7 @@ import torch
 from audiovq import audio
 from audiovq.codes import encode_utterances
 from audiovq.convert import convert, match_loudness
+from audiovq.filelock import folder_lock
 from audiovq.generate import generate
 from audiovq.generate.conditioning import UpsampledCodes, WindowedCodes, codes_context
 from audiovq.generate.engine import stream
@@ -213,6 +214,24 @@ def test_sigint_keeps_finished_files_and_rerun_does_the_rest(setup, tmp_path, ca
     code, stdout, err = run_cli(capsys, *args, "--overwrite")
     assert code == 0 and "4 conversion(s)" in stdout and "skipped" not in stdout, err
     assert all((out / n).stat().st_mtime_ns > stamps[n] for n in finished) and listed(out) == everything
+
+
+def test_a_second_run_into_the_folder_waits_then_does_the_rest(setup, tmp_path):
+    """Two runs never write one folder at once: while another process holds the folder, a run
+    waits (saying so), then converts only what the first did not finish; no lock file stays."""
+    d, ckpt = setup
+    out = tmp_path / "out"
+    convert(load_vqvae(ckpt), [d / "src" / "u0.wav"], ["p225"], out, progress=False)  # "the first run"
+    with folder_lock(out / ".conversions"):  # the first run, still holding the folder
+        cmd = [sys.executable, "-m", "audiovq.cli", "convert", "--src", str(d / "src" / "u0.wav"), "--src",
+               str(d / "src" / "u1.wav"), "--speaker", "p225", "--checkpoint", str(ckpt), "--out", str(out)]
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        assert proc.stdout.readline().startswith("waiting for another process to finish")
+        assert not (out / "u1_to_p225.wav").exists()
+    stdout, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 0 and "1 conversion(s)" in stdout and "1 finished earlier, skipped" in stdout
+    assert listed(out) == ["u0_to_p225.wav", "u1_to_p225.wav"]
+    assert sorted(p.name for p in out.iterdir()) == ["conversions.json", "u0_to_p225.wav", "u1_to_p225.wav"]
 
 
 @pytest.mark.slow
