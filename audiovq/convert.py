@@ -82,9 +82,6 @@ class _Source(NamedTuple):
     level_db: float    # RMS level
 
 
-ENCODE_WINDOW = 1 << 15  # samples encoded at once (`AudioVQVAE.encode`'s chunk)
-
-
 def _encode_source(model, path: pathlib.Path) -> _Source:
     """Codes and level of one source, read and encoded a window at a time (memory: one window,
     whatever the length). The windows and margins are those of `AudioVQVAE.encode` on the
@@ -109,18 +106,16 @@ def _encode_source(model, path: pathlib.Path) -> _Source:
         return y[first:first + hi - lo]
 
     T = n + (-n) % hop
-    chunk, margin = ENCODE_WINDOW, -(-model.encoder.receptive_field // hop) * hop
     device = next(model.parameters()).device
     level = _Level()
     codes = np.empty(T // hop, np.int64)  # filled in place: no long-lived pieces between the windows' buffers
-    for start in range(0, T, chunk):
-        lo, hi = max(0, start - margin), min(T, start + chunk + margin)
-        y = read(lo, hi)
-        level.add(y[start - lo:start - lo + chunk])
-        x = torch.from_numpy(np.pad(y, (0, hi - lo - y.size)))[None].to(device)
-        ind = model.encode(x, chunk=hi - lo)[0].cpu().numpy()
-        first, count = (start - lo) // hop, min(chunk, T - start) // hop
-        codes[start // hop:start // hop + count] = ind[first:first + count]
+    for w in model.encode_windows(T):
+        y = read(w.lo, w.hi)
+        level.add(y[w.start - w.lo:w.stop - w.lo])
+        x = torch.from_numpy(np.pad(y, (0, w.hi - w.lo - y.size)))[None].to(device)
+        ind = model.encode(x, chunk=w.hi - w.lo)[0].cpu().numpy()  # one pass over the window
+        first, count = (w.start - w.lo) // hop, (w.stop - w.start) // hop
+        codes[w.start // hop:w.start // hop + count] = ind[first:first + count]
     if level.silent:
         raise AudioError(f"{path}: audio is silent (peak below {audio.SILENCE_DBFS:.0f} dBFS)")
     return _Source(codes, n, level.db)

@@ -245,7 +245,8 @@ def test_sources_are_encoded_a_window_at_a_time_as_whole(setup, tmp_path, rate):
     """Codes and level of a source read in windows = `encode_utterances` of the whole file
     loaded at once (resampled: the codes may differ where rounding moves a frame across a
     code boundary, which these signals do not hit)."""
-    from audiovq.convert import ENCODE_WINDOW, _encode_source
+    from audiovq.convert import _encode_source
+    from audiovq.nn.vqvae import ENCODE_CHUNK
     d, ckpt = setup
     model = load_vqvae(ckpt).model
     rng = np.random.default_rng(3)
@@ -253,6 +254,6 @@ def test_sources_are_encoded_a_window_at_a_time_as_whole(setup, tmp_path, rate):
     sf.write(tmp_path / "x.wav", x.astype(np.float32), rate)
     got = _encode_source(model, tmp_path / "x.wav")
     wav = audio.load(tmp_path / "x.wav", 16000)
-    assert got.samples == wav.size > 2 * ENCODE_WINDOW
+    assert got.samples == wav.size > 2 * ENCODE_CHUNK
     assert np.array_equal(got.codes, encode_utterances(model, [wav], progress=False)[0])
     assert got.level_db == pytest.approx(audio.loudness_db(wav), abs=1e-9)

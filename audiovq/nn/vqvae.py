@@ -44,6 +44,18 @@ class Conditioner(nn.Module):
         return h.repeat_interleave(self.hop, dim=-1)
 
 
+ENCODE_CHUNK = 32_768  # samples `encode` codes at once (plus margins)
+
+
+class EncodeWindow(NamedTuple):
+    """One window of `AudioVQVAE.encode`: samples lo … hi − 1 are encoded, and the codes of
+    samples start … stop − 1 (whole hops) are kept."""
+    start: int
+    stop: int
+    lo: int
+    hi: int
+
+
 class VQVAEOutput(NamedTuple):
     loss: torch.Tensor       # total training loss
     nll: torch.Tensor        # decoder NLL per sample, nats
@@ -137,7 +149,17 @@ class AudioVQVAE(nn.Module):
         return int(mu_law_encode(torch.zeros(1), self.classes))
 
     @torch.no_grad()
-    def encode(self, wav: torch.Tensor, chunk: int = 32_768) -> torch.Tensor:
+    def encode_windows(self, length: int, chunk: int = ENCODE_CHUNK) -> list[EncodeWindow]:
+        """The windows a (padded) input of `length` samples is encoded in: `chunk` samples
+        each (whole hops), with a margin each side wider than the encoder's receptive field,
+        so that each window's kept codes equal those of one pass over the whole signal."""
+        hop = self.hop
+        chunk = max(hop, chunk // hop * hop)
+        margin = -(-self.encoder.receptive_field // hop) * hop
+        return [EncodeWindow(start, min(start + chunk, length), max(0, start - margin),
+                             min(length, start + chunk + margin)) for start in range(0, length, chunk)]
+
+    def encode(self, wav: torch.Tensor, chunk: int = ENCODE_CHUNK) -> torch.Tensor:
         """Waveform (B, T) → code indices (B, ceil(T / hop)) (pads T up to a multiple of hop).
 
         Long inputs are encoded in windows of `chunk` samples with a margin on each side wider
@@ -147,17 +169,14 @@ class AudioVQVAE(nn.Module):
         hop = self.hop
         pad = (-wav.shape[-1]) % hop  # applied per window: no padded copy of a long input
         T = wav.shape[-1] + pad
-        chunk = max(hop, chunk // hop * hop)
-        if T <= chunk:
+        if T <= max(hop, chunk // hop * hop):
             return self.quantizer(self.encoder(F.pad(wav, (0, pad)))).indices
-        margin = -(-self.encoder.receptive_field // hop) * hop
         parts = []
-        for start in range(0, T, chunk):
-            lo, hi = max(0, start - margin), min(T, start + chunk + margin)
-            window = wav[..., lo:hi]
-            ind = self.quantizer(self.encoder(F.pad(window, (0, hi - lo - window.shape[-1])))).indices
-            first = (start - lo) // hop
-            parts.append(ind[:, first: first + min(chunk, T - start) // hop])
+        for w in self.encode_windows(T, chunk):
+            window = wav[..., w.lo:w.hi]
+            ind = self.quantizer(self.encoder(F.pad(window, (0, w.hi - w.lo - window.shape[-1])))).indices
+            first = (w.start - w.lo) // hop
+            parts.append(ind[:, first: first + (w.stop - w.start) // hop])
         return torch.cat(parts, dim=1)
 
     def conditioning(self, indices: torch.Tensor, speaker: torch.Tensor):
