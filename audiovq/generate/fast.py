@@ -45,7 +45,8 @@ from .weights import PANEL, PRECISIONS, history_sizes, no_panels, pack_stack, st
 
 GROUP = 8  # lanes per shared-weight group
 _FAST = dict(fastmath=True, error_model="numpy", cache=True)
-_EXACT = dict(error_model="numpy", cache=True)  # sampling follows `sampling.py` step by step (no fast-math)
+_EXACT = dict(fastmath=False, error_model="numpy", cache=True)  # step by step as written: explicit, since
+# numba compiles a callee that does not set fastmath with its caller's (flag inheritance)
 
 # tanh(x) ≈ x·P(x²)/Q(x²) on |x| ≤ 9 (tanh(9) = 1 − 3e-8), fitted by weighted least squares
 # iterated towards minimax; max abs error 3.2e-7 in float32.
@@ -291,6 +292,7 @@ def _panel_int8(typingctx, data, scale, xq, xscale, out):
 
 
 _INT32_MAX = 2 ** 31 - 1
+_ROUND = np.float64(2.0 ** 52 + 2.0 ** 51)  # adding and subtracting it rounds to a whole number
 
 
 @intrinsic
@@ -305,10 +307,18 @@ def _float_from_bits(typingctx, bits):
     return types.float32(bits), codegen
 
 
-@njit(inline="always", **_FAST)
+@njit(**_EXACT)
 def _quantize(x, n_pairs, xq):
     """x (≥ I,) → xq (2·n_pairs,) int16 with x ≈ scale · xq, |xq| ≤ Q = min(32767, (2³¹ − 1) //
-    (127 · 2·n_pairs)) so that no int32 sum of int8 × xq products overflows; returns scale."""
+    (127 · 2·n_pairs)) so that no int32 sum of int8 × xq products overflows; returns scale.
+
+    xq[i] = round(fl32(x[i] · fl32(Q / peak))), ties to even, from operations whose result no
+    compiler choice can change: not `np.rint`, whose call numba marks fast-math and whose
+    AVX-512 vector lowering before a conversion to integer came out as truncation in a kernel
+    JIT-compiled here but as rounding in the same kernel loaded from numba's cache (int8
+    outputs then depended on whether the kernels were just compiled). Compiled without
+    fast-math and not inlined into the fast-math kernels, so nothing is reassociated or fused.
+    """
     I = min(x.shape[0], 2 * n_pairs)
     q = np.float32(min(32767, _INT32_MAX // (127 * 2 * n_pairs)))
     bits = x.view(np.uint32)  # max |x| as the max of its bits without the sign: an integer
@@ -318,9 +328,12 @@ def _quantize(x, n_pairs, xq):
     peak = _float_from_bits(top)
     if peak == 0:
         peak = np.float32(1.0)
-    inv = q / peak
+    inv = np.float64(q / peak)
     for i in range(I):
-        xq[i] = np.int16(min(max(np.rint(x[i] * inv), -q), q))
+        # the float64 product of two float32 is exact: its conversion is the one rounding of x·inv
+        p = np.float64(np.float32(np.float64(x[i]) * inv))
+        r = (p + _ROUND) - _ROUND  # nearest integer, ties to even (|p| < 2^51)
+        xq[i] = np.int16(min(max(r, -q), q))  # r is whole: truncating or rounding conversions agree
     for i in range(I, 2 * n_pairs):
         xq[i] = 0
     return peak / q
