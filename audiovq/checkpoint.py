@@ -13,7 +13,7 @@ import pickle
 import re
 import zipfile
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable, NamedTuple
 
 import torch
 
@@ -101,3 +101,55 @@ def prune(run_dir: str | os.PathLike, keep: int) -> None:
     """Delete all but the newest `keep` checkpoints of a run."""
     for old in list_checkpoints(run_dir)[:-keep]:
         old.unlink(missing_ok=True)
+
+
+# ----------------------------------------------------------------------- models
+CONFIG_KINDS = {"vqvae": "vqvae", "prior": "prior", "image_vqvae": "images", "pixelcnn": "images_prior"}
+
+
+class LoadedModel(NamedTuple):
+    model: Any           # the nn.Module, in eval mode, on the requested device
+    config: Any          # the run's validated config (DictConfig)
+    checkpoint: Checkpoint
+
+
+def resolve(path: str | os.PathLike | None, default: Callable[[], pathlib.Path] | None = None) -> pathlib.Path:
+    """A checkpoint file: as given, the newest of a run directory, or `default()` for None."""
+    if path is None or str(path) == "":
+        if default is None:
+            raise CheckpointError("no checkpoint given")
+        return default()
+    path = pathlib.Path(path).expanduser()
+    if path.is_dir():
+        found = latest(path)
+        if found is None:
+            raise CheckpointError(f"{path}: run directory has no checkpoints")
+        return found
+    return path
+
+
+def load_model(path: str | os.PathLike | None, kind: str, build: Callable[[Any, Checkpoint], Any],
+               device: Any = "cpu", default: Callable[[], pathlib.Path] | None = None) -> LoadedModel:
+    """The one loader of every model kind: resolve the path (file, run directory, or the
+    default), load safely with the format, version and kind checks of `load`, validate the
+    stored config, `build(config, checkpoint)` the module and load its weights. Whatever is
+    wrong is one CheckpointError naming the file."""
+    from .config import from_dict
+    from .devices import torch_device
+    from .errors import AudioVQError
+    device = torch_device(device)  # a missing GPU fails before the checkpoint is read
+    path = resolve(path, default)
+    ckpt = load(path, kind=kind)
+    try:
+        cfg = from_dict(CONFIG_KINDS[kind], ckpt.config)
+        model = build(cfg, ckpt)
+    except AudioVQError as e:
+        raise CheckpointError(f"{path}: {e}") from None
+    except (KeyError, TypeError, ValueError) as e:
+        raise CheckpointError(f"{path}: incomplete {kind} checkpoint ({type(e).__name__}: {e})") from None
+    try:
+        model.load_state_dict(ckpt.model)
+    except RuntimeError as e:
+        raise CheckpointError(f"{path}: weights do not fit the model its config describes "
+                              f"({str(e).splitlines()[0][:120]})") from None
+    return LoadedModel(model.to(device).eval(), cfg, ckpt)

@@ -208,9 +208,9 @@ def _sample(a: argparse.Namespace) -> None:
     steps = max(1, int(round(a.seconds * model.code_rate)))
     out = pathlib.Path(a.out)
     t = time.perf_counter()
-    codes = sample_codes(p.prior, spk, steps, a.n, a.temperature, a.top_k, a.seed)
+    codes = sample_codes(p.prior, spk, steps, a.n, a.prior_temperature, a.top_k, a.seed, fast=not a.slow)
     t_codes = time.perf_counter() - t
-    res = generate(model, codes, torch.full((a.n,), spk), temperature=_temperature(a.decoder_temperature, p.vqvae),
+    res = generate(model, codes, torch.full((a.n,), spk), temperature=_temperature(a.temperature, p.vqvae),
                    seed=a.seed, fast=not a.slow, precision=a.precision)
     meta = {"num_codes": model.quantizer.num_codes, "code_rate": model.code_rate, "sample_rate": model.sample_rate,
             "num_samples": steps * model.hop, "checkpoint": str(p.vqvae.path), "prior": str(p.path),
@@ -298,7 +298,7 @@ def build_parser() -> argparse.ArgumentParser:
     cv.add_argument("--overwrite", action="store_true",
                     help="redo outputs that an earlier run finished (by default they are kept and skipped)")
     _generation_options(cv)
-    cv.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    _device_option(cv)
     cv.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     cv.set_defaults(func=_convert)
 
@@ -317,7 +317,7 @@ def build_parser() -> argparse.ArgumentParser:
     de.add_argument("--out", required=True, metavar="WAV", help="output audio file")
     de.add_argument("--checkpoint", **ck)
     _generation_options(de)
-    de.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    _device_option(de)
     de.set_defaults(func=_decode)
 
     ev = sub.add_parser("evaluate", help="score conversions: speaker similarity, content kept, signal, WER, DNSMOS",
@@ -337,20 +337,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     sa = sub.add_parser("sample", help="sample new speech from a trained prior over codes",
                         description="Sample code sequences from the WaveNet prior (cached incremental, batched), "
-                                    "then decode them with the VQ-VAE's decoder for the same speaker.")
+                                    "then decode them with the VQ-VAE's decoder for the same speaker. "
+                                    "--temperature is the decoder's, as in convert and decode; the prior's is "
+                                    "--prior-temperature.")
     sa.add_argument("--prior", metavar="PATH", help="prior checkpoint or run directory (default: the shipped "
                     "prior over the shipped demo model's codes, audiovq/assets/demo-prior.pt)")
     sa.add_argument("--speaker", required=True, metavar="ID", help="speaker to sample")
     sa.add_argument("--seconds", type=float, default=3.0, help="length of each sample (default 3)")
     sa.add_argument("-n", type=_positive, default=4, help="number of samples (default 4)")
-    sa.add_argument("--temperature", type=float, default=1.0, help="prior sampling temperature (default 1)")
-    sa.add_argument("--top-k", type=int, default=0, help="sample among the k likeliest codes (0 = all)")
-    sa.add_argument("--decoder-temperature", type=float, default=None,
-                    help="decoder sampling temperature (default: the model's, recorded at export, else 1)")
-    sa.add_argument("--seed", type=int, default=0)
-    sa.add_argument("--slow", action="store_true", help="plain PyTorch decoder instead of the fast CPU path")
-    sa.add_argument("--precision", choices=PRECISIONS, default="float32", help=PRECISION_HELP)
-    sa.add_argument("--device", default="cpu")
+    sa.add_argument("--prior-temperature", type=float, default=1.0, metavar="T",
+                    help="sampling temperature of the prior over codes (default 1)")
+    sa.add_argument("--top-k", type=int, default=0, help="the prior samples among the k likeliest codes (0 = all)")
+    _generation_options(sa)
+    sa.add_argument("--decoder-temperature", type=float, dest="temperature", action=_Renamed,
+                    help=argparse.SUPPRESS)
+    _device_option(sa)
     sa.add_argument("--out", required=True, metavar="DIR", help="output folder")
     sa.set_defaults(func=_sample)
 
@@ -388,7 +389,7 @@ def build_parser() -> argparse.ArgumentParser:
     an.add_argument("--exclude-silence", action="store_true", help="drop silence frames instead of a sil class")
     an.add_argument("--no-mfcc", action="store_true", help="skip the MFCC baselines")
     an.add_argument("--no-abx", action="store_true", help="skip the triphone ABX error rates")
-    an.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    _device_option(an)
     an.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     an.set_defaults(func=_analyze)
     return p
@@ -406,6 +407,22 @@ def _generation_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0, help="random seed of the sampling (default 0)")
     p.add_argument("--slow", action="store_true", help="use the plain PyTorch generator instead of the fast CPU path")
     p.add_argument("--precision", choices=PRECISIONS, default="float32", help=PRECISION_HELP)
+
+
+def _device_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", default="cpu", metavar="DEVICE",
+                   help="where the model runs: cpu (default), cuda or cuda:N")
+
+
+class _Renamed(argparse.Action):
+    """An option's old spelling: still accepted, with a one-line note of the new one."""
+
+    NEW = {"--decoder-temperature": "--temperature"}
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(f"audiovq: note: {option_string} is now {self.NEW[option_string]} (the old spelling will go)",
+              file=sys.stderr)
+        setattr(namespace, self.dest, values)
 
 
 def _positive(text: str) -> int:

@@ -56,6 +56,7 @@ class WaveNetStackConfig:
 
 @dataclass
 class DecoderConfig(WaveNetStackConfig):
+    kind: str = "wavenet"        # which decoder (audiovq/nn/decoders/; checkpoints without it: wavenet)
     output: str = "categorical"  # or logistic_mixture
     classes: int = 256           # µ-law bins (input, and output for categorical)
     mixtures: int = 10

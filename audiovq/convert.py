@@ -137,7 +137,7 @@ def convert(m: LoadedVQVAE, sources: list[pathlib.Path], targets: list[str], out
     """
     model = m.model
     speaker_idx = [m.speaker_index(t) for t in targets]  # unknown speakers fail before any work
-    check_precision(model.decoder, fast, precision)
+    check_precision(model.decoder.network, fast, precision)
     out = pathlib.Path(out)
     single = len(sources) * len(targets) == 1 and out.suffix.lower() in audio.SUFFIXES
     folder = out.parent if single else out

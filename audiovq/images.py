@@ -133,32 +133,11 @@ def train_image_vqvae(cfg) -> TrainResult:
     return trainer.fit()
 
 
-def resolve_checkpoint(path: str | os.PathLike) -> pathlib.Path:
-    """A checkpoint file, or the newest checkpoint of a run directory."""
-    path = pathlib.Path(path).expanduser()
-    if path.is_dir():
-        found = ckpt_io.latest(path)
-        if found is None:
-            raise CheckpointError(f"{path}: run directory has no checkpoints")
-        return found
-    return path
-
-
 def load_image_vqvae(path: str | os.PathLike, device: str | torch.device = "cpu"):
     """→ (model in eval mode, its config, the Checkpoint)."""
-    ckpt = ckpt_io.load(resolve_checkpoint(path), kind="image_vqvae", map_location=device)
-    cfg = config_mod.from_dict("images", ckpt.config)
-    model = ImageVQVAE(cfg.model, int(ckpt.extra["channels"]), float(ckpt.extra["data_variance"]))
-    _load_weights(model, ckpt)
-    return model.to(device).eval(), cfg, ckpt
-
-
-def _load_weights(model: nn.Module, ckpt: ckpt_io.Checkpoint) -> None:
-    try:
-        model.load_state_dict(ckpt.model)
-    except RuntimeError as e:
-        raise CheckpointError(f"{ckpt.path}: weights do not fit the model of its config "
-                              f"({str(e).splitlines()[0][:120]})") from None
+    m = ckpt_io.load_model(path, "image_vqvae", lambda cfg, ckpt: ImageVQVAE(
+        cfg.model, int(ckpt.extra["channels"]), float(ckpt.extra["data_variance"])), device)
+    return m.model, m.config, m.checkpoint
 
 
 def _splits_of(cfg) -> ImageSplits:
@@ -226,7 +205,7 @@ def prior_nll(prior: GatedPixelCNN, codes: torch.Tensor, labels: torch.Tensor, b
 def train_image_prior(cfg) -> TrainResult:
     """Train (or resume) a Gated PixelCNN on the codes of a trained image VQ-VAE."""
     d = setup(cfg.train.device, cfg.train.threads)
-    vq_path = resolve_checkpoint(cfg.vqvae)
+    vq_path = ckpt_io.resolve(cfg.vqvae)
     vqvae, vq_cfg, vq_ckpt = load_image_vqvae(vq_path, d.device)
     splits = _splits_of(vq_cfg)
     codes = encode_images(vqvae, splits.train.images)
@@ -259,11 +238,9 @@ def train_image_prior(cfg) -> TrainResult:
 
 def load_image_prior(path: str | os.PathLike, device: str | torch.device = "cpu"):
     """→ (prior in eval mode, its config, the Checkpoint)."""
-    ckpt = ckpt_io.load(resolve_checkpoint(path), kind="pixelcnn", map_location=device)
-    cfg = config_mod.from_dict("images_prior", ckpt.config)
-    prior = build_prior(cfg, int(ckpt.extra["num_codes"]), int(ckpt.extra["classes"]))
-    _load_weights(prior, ckpt)
-    return prior.to(device).eval(), cfg, ckpt
+    m = ckpt_io.load_model(path, "pixelcnn", lambda cfg, ckpt: build_prior(
+        cfg, int(ckpt.extra["num_codes"]), int(ckpt.extra["classes"])), device)
+    return m.model, m.config, m.checkpoint
 
 
 def sample_labels(prior: GatedPixelCNN, per_class: int, count: int) -> tuple[torch.Tensor, int]:

@@ -13,8 +13,6 @@ from typing import NamedTuple
 import torch
 
 from . import checkpoint as ckpt_io
-from .config import from_dict
-from .devices import torch_device
 from .errors import AudioVQError, CheckpointError, ConfigError
 from .nn.vqvae import AudioVQVAE
 
@@ -85,26 +83,18 @@ def export(path: str | os.PathLike, out: str | os.PathLike, temperature: float |
 
 
 def load_vqvae(path: str | os.PathLike | None = None, device: str | torch.device = "cpu") -> LoadedVQVAE:
-    """Rebuild the speech VQ-VAE of a checkpoint (a file, or a run directory → its newest)."""
-    device = torch_device(device)  # a missing GPU fails before the checkpoint is read
-    path = pathlib.Path(path) if path else default_checkpoint()
-    if path.is_dir() and ckpt_io.latest(path) is not None:
-        path = ckpt_io.latest(path)
-    ckpt = ckpt_io.load(path, kind="vqvae")
-    try:
-        cfg = from_dict("vqvae", ckpt.config)
-    except ConfigError as e:
-        raise CheckpointError(f"{path}: {e}") from None
-    speakers = ckpt.extra.get("speakers") or []
-    if not speakers:
-        raise CheckpointError(f"{path}: checkpoint has no speaker table")
-    model = AudioVQVAE(cfg.model, len(speakers), cfg.data.sample_rate)
-    try:
-        model.load_state_dict(ckpt.model)
-    except RuntimeError as e:
-        raise CheckpointError(f"{path}: weights do not fit the model its config describes "
-                              f"({str(e).splitlines()[0][:120]})") from None
-    return LoadedVQVAE(model.to(device).eval(), cfg, speakers, path, ckpt.step, ckpt.extra)
+    """Rebuild the speech VQ-VAE of a checkpoint (a file, or a run directory → its newest;
+    default: the shipped model). Checkpoints from before `model.decoder.kind` load as the
+    WaveNet decoder, their weights moved to its module (nn/vqvae.py)."""
+    def build(cfg, ckpt):
+        speakers = ckpt.extra.get("speakers") or []
+        if not speakers:
+            raise CheckpointError("checkpoint has no speaker table")
+        return AudioVQVAE(cfg.model, len(speakers), cfg.data.sample_rate)
+
+    m = ckpt_io.load_model(path, "vqvae", build, device, default=default_checkpoint)
+    return LoadedVQVAE(m.model, m.config, m.checkpoint.extra["speakers"], m.checkpoint.path, m.checkpoint.step,
+                       m.checkpoint.extra)
 
 
 def training_corpus(m: LoadedVQVAE) -> str:

@@ -126,52 +126,40 @@ def load_prior(path, device="cpu") -> LoadedPrior:
     """A trained prior and the VQ-VAE it models (named in its checkpoint)."""
     from . import checkpoint as ckpt_io
     from .errors import CheckpointError
-    from .devices import torch_device
     from .models import SHIPPED, default_prior
-    device = torch_device(device)
-    path = pathlib.Path(path) if path else default_prior()
-    if path.is_dir() and ckpt_io.latest(path) is not None:
-        path = ckpt_io.latest(path)
-    ckpt = ckpt_io.load(path, kind="prior")
-    try:
-        cfg = config_mod.from_dict("prior", ckpt.config)
-    except AudioVQError as e:
-        raise CheckpointError(f"{path}: {e}") from None
-    vq_path = pathlib.Path(ckpt.extra.get("vqvae", ""))
-    if not vq_path.is_file() and SHIPPED.is_file() and file_digest(SHIPPED) == ckpt.extra.get("vqvae_digest"):
-        vq_path = SHIPPED  # a prior of the shipped model, trained where the package lived elsewhere
-    if not vq_path.is_file():
-        raise CheckpointError(f"{path}: its VQ-VAE checkpoint {vq_path} is gone; the prior cannot be decoded")
-    if file_digest(vq_path) != ckpt.extra.get("vqvae_digest"):
-        raise CheckpointError(f"{path}: {vq_path} changed since the prior was trained on its codes")
-    vq = load_vqvae(vq_path, device)
-    prior = CodePrior(cfg.model, int(ckpt.extra["num_codes"]), len(ckpt.extra["speakers"]))
-    prior.load_state_dict(ckpt.model)
-    return LoadedPrior(prior.to(device).eval(), vq, ckpt.extra["speakers"], path, ckpt.step)
+
+    found = {}
+
+    def build(cfg, ckpt):
+        """The prior, once its VQ-VAE is known to be here and unchanged."""
+        extra = ckpt.extra
+        vq_path = pathlib.Path(extra.get("vqvae", ""))
+        if not vq_path.is_file() and SHIPPED.is_file() and file_digest(SHIPPED) == extra.get("vqvae_digest"):
+            vq_path = SHIPPED  # a prior of the shipped model, trained where the package lived elsewhere
+        if not vq_path.is_file():
+            raise CheckpointError(f"its VQ-VAE checkpoint {vq_path} is gone; the prior cannot be decoded")
+        if file_digest(vq_path) != extra.get("vqvae_digest"):
+            raise CheckpointError(f"{vq_path} changed since the prior was trained on its codes")
+        found["vqvae"] = vq_path
+        return CodePrior(cfg.model, int(extra["num_codes"]), len(extra["speakers"]))
+
+    m = ckpt_io.load_model(path, "prior", build, device, default=default_prior)
+    vq = load_vqvae(found["vqvae"], device)
+    return LoadedPrior(m.model, vq, m.checkpoint.extra["speakers"], m.checkpoint.path, m.checkpoint.step)
 
 
 @torch.no_grad()
 def sample_codes(prior: CodePrior, speaker: int, steps: int, n: int = 1, temperature: float = 1.0,
-                 top_k: int = 0, seed: int = 0) -> torch.Tensor:
-    """n code sequences (n, steps) for one speaker by cached incremental sampling (batched).
-
-    Plain sampling runs on the fast generator (numba on CPU); top-k sampling on the PyTorch
-    incremental path, which supports it.
-    """
+                 top_k: int = 0, seed: int = 0, fast: bool = True) -> torch.Tensor:
+    """n code sequences (n, steps) for one speaker by cached incremental sampling (batched),
+    with the sampling rule every generator uses (generate/sampling.py): sequence i draws from
+    seed + i's stream, top-k included."""
     from .generate import generate_wavenet
-    from .nn.distributions import Categorical
     device = prior.speakers.weight.device
     glob = prior.speakers(torch.full((n,), speaker, dtype=torch.long, device=device))
-    if not top_k or top_k >= prior.num_codes:
+    try:
         gen = generate_wavenet(prior.wavenet, steps, glob=glob, first_input=prior.start_token,
-                               temperature=temperature, seed=seed)
-        return torch.from_numpy(np.stack(gen.values)).long()
-    state = prior.wavenet.start(n, None, glob)
-    x = torch.full((n,), prior.start_token, dtype=torch.long, device=device)
-    g = torch.Generator(device=device).manual_seed(seed)
-    pick = Categorical(prior.num_codes, mu_law=False)
-    out = torch.empty(n, steps, dtype=torch.long)
-    for t in range(steps):
-        x = pick.sample(prior.wavenet.step(x, state), temperature, generator=g, top_k=top_k)
-        out[:, t] = x.cpu()
-    return out
+                               temperature=temperature, top_k=top_k, seed=seed, fast=fast)
+    except ValueError as e:
+        raise AudioVQError(str(e)) from None
+    return torch.from_numpy(np.stack(gen.values)).long()

@@ -69,9 +69,9 @@ def test_windowed_context_equals_whole_context(monkeypatch, upsample):
     F, frames = 40, [40, 17, 29]
     indices = torch.randint(0, 16, (3, F), generator=g)
     with torch.no_grad():
-        whole = UpsampledCodes(model.conditioner, codes_context(model.conditioner,
+        whole = UpsampledCodes(model.decoder.conditioner, codes_context(model.decoder.conditioner,
                                                                 model.quantizer.lookup(indices), frames))
-        windowed = WindowedCodes(model.conditioner, model.quantizer, indices, frames)
+        windowed = WindowedCodes(model.decoder.conditioner, model.quantizer, indices, frames)
         n = F * model.hop // whole.hold
         for b0 in range(0, n, 37):
             a, w = whole.blocks(b0, b0 + 37, [0, 1, 2]), windowed.blocks(b0, b0 + 37, [0, 1, 2])

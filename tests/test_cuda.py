@@ -281,10 +281,10 @@ def test_cuda_teacher_forced_logits_equal_cpu(monkeypatch, upsample, output):
     speaker = torch.tensor([0, 2])
 
     with torch.no_grad():
-        local, glob = model.conditioning(indices, speaker)
+        local, glob = model.decoder.conditioning(model.quantizer.lookup(indices), speaker)
     local = local[..., :T]
-    cpu = teacher_forced_logits(model.decoder, inputs, local, glob, fast=False)
-    decoder = model.decoder.cuda()
+    cpu = teacher_forced_logits(model.decoder.network, inputs, local, glob, fast=False)
+    decoder = model.decoder.network.cuda()
     graph_mode(monkeypatch, "auto")
     with warnings.catch_warnings():
         warnings.filterwarnings("error", message="CUDA graph capture failed")

@@ -35,4 +35,4 @@ def test_kmeans_init_and_restarts_keep_ranks_identical(tmp_path):
     assert int(r0["quantizer.initialized"]) == 1
     for k in ("quantizer.codebook", "quantizer.ema_count", "quantizer.ema_sum", "quantizer.idle"):
         assert torch.equal(r0[k], r1[k]), k
-    assert torch.equal(r0["decoder.embed.weight"], r1["decoder.embed.weight"])
+    assert torch.equal(r0["decoder.network.embed.weight"], r1["decoder.network.embed.weight"])

@@ -46,7 +46,7 @@ def test_the_decoder_models_the_preemphasised_signal():
     m = model("model.decoder.preemphasis=0.85").eval()
     wav = 0.3 * torch.randn(2, 1024).clamp(-3, 3) / 3
     signal = preemphasis(wav, 0.85)
-    inputs = m.decoder_inputs(signal)
+    inputs = m.decoder.inputs(signal)
     assert torch.equal(inputs[:, 1:], mu_law_encode(signal, 256)[:, :-1])
     # the NLL is the cross-entropy against the pre-emphasised signal's bins
     vq = m.quantizer(m.encoder(wav))
@@ -60,9 +60,9 @@ def test_input_noise_only_in_training_and_only_on_inputs():
     signal = 0.2 * torch.sin(torch.arange(4096) / 7.0).repeat(2, 1)
     clean = mu_law_encode(signal, 256)
     m.eval()
-    assert torch.equal(m.decoder_inputs(signal)[:, 1:], clean[:, :-1])
+    assert torch.equal(m.decoder.inputs(signal)[:, 1:], clean[:, :-1])
     m.train()
-    noisy = m.decoder_inputs(signal)[:, 1:]
+    noisy = m.decoder.inputs(signal)[:, 1:]
     diff = (noisy - clean[:, :-1]).float()
     assert 2.0 < diff.std() < 4.0 and diff.abs().max() >= 5  # ~N(0, 3) bins, rounded
     assert noisy.min() >= 0 and noisy.max() <= 255
@@ -79,7 +79,7 @@ def test_generation_de_emphasises_its_output():
     m = model("model.decoder.preemphasis=0.85").eval()
     codes, speaker = torch.randint(0, 16, (1, 4)), torch.tensor([1])
     out = generate(m, codes, speaker, seed=3).audio[0]
-    m.preemphasis = 0.0  # same weights, same seed, same sampled classes: only the output filter differs
+    m.decoder.preemphasis = 0.0  # same weights, same seed, same sampled classes: only the output filter differs
     raw = generate(m, codes, speaker, seed=3).audio[0]
     classes = mu_law_encode(raw, 256)
     np.testing.assert_allclose(out, np.clip(deemphasis(mu_law_decode(classes, 256), 0.85), -1, 1), atol=1e-5)
@@ -97,7 +97,7 @@ def test_given_noise_draws_are_used_in_training():
     m = model("model.decoder.input_noise=2").train()
     signal = 0.2 * torch.sin(torch.arange(512) / 7.0).repeat(2, 1)
     draws = torch.randn(2, 512, generator=torch.Generator().manual_seed(1))
-    a, b = m.decoder_inputs(signal, draws), m.decoder_inputs(signal, draws)
+    a, b = m.decoder.inputs(signal, draws), m.decoder.inputs(signal, draws)
     assert torch.equal(a, b)  # the same draws, the same inputs: the recipe can make ranks agree
     expected = (mu_law_encode(signal, 256) + (draws * 2).round().long()).clamp(0, 255)
     assert torch.equal(a[:, 1:], expected[:, :-1])

@@ -79,13 +79,13 @@ def test_decoder_teacher_forced_logits_match_forward(upsample, output):
     speaker = torch.tensor([0, 2])
     inputs = torch.randint(0, 64, (B, T), generator=g)
     with torch.no_grad():
-        local, glob = model.conditioning(indices, speaker)
-        ref = model.decoder(inputs, local[..., :T], glob)
-        source = UpsampledCodes(model.conditioner, codes_context(model.conditioner,
+        local, glob = model.decoder.conditioning(model.quantizer.lookup(indices), speaker)
+        ref = model.decoder.network(inputs, local[..., :T], glob)
+        source = UpsampledCodes(model.decoder.conditioner, codes_context(model.decoder.conditioner,
                                                                  model.quantizer.lookup(indices), [F, F]))
     assert source.hold == (1 if upsample == "transposed" else model.hop)
     for fast in (False, True):
-        got = teacher_forced_logits(model.decoder, inputs, source, glob, fast=fast)
+        got = teacher_forced_logits(model.decoder.network, inputs, source, glob, fast=fast)
         assert (got - ref).abs().max() < 1e-4, fast
 
 
@@ -216,15 +216,15 @@ def test_decoder_is_the_generic_wavenet_generation_decoded():
     speaker = torch.tensor([1])
     r = generate(model, indices, speaker, temperature=0.7, seed=4)
     with torch.no_grad():
-        context = codes_context(model.conditioner, model.quantizer.lookup(indices), [10])
-        glob = model.speakers(speaker)
-    g = generate_wavenet(model.decoder, 10 * model.hop, UpsampledCodes(model.conditioner, context), glob,
-                         model.output, first_input=model.silence_class, temperature=0.7, seed=4)
+        context = codes_context(model.decoder.conditioner, model.quantizer.lookup(indices), [10])
+        glob = model.decoder.speakers(speaker)
+    g = generate_wavenet(model.decoder.network, 10 * model.hop, UpsampledCodes(model.decoder.conditioner, context), glob,
+                         model.decoder.output, first_input=model.decoder.first_input, temperature=0.7, seed=4)
     assert r.audio[0].shape == (10 * model.hop,) and g.values[0].dtype == np.int64
-    assert model.preemphasis == 0.85
+    assert model.decoder.preemphasis == 0.85
     np.testing.assert_allclose(r.audio[0], np.clip(deemphasis(mu_law_decode(g.values[0], 64), 0.85), -1, 1),
                                atol=1e-6)
-    assert model.silence_class == 32 and len(np.unique(g.values[0])) > 5
+    assert model.decoder.first_input == 32 and len(np.unique(g.values[0])) > 5
 
 
 def test_decoder_mixture_generates_amplitudes():

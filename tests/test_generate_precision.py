@@ -24,7 +24,7 @@ import torch
 from audiovq.errors import AudioVQError
 from audiovq.generate import generate_wavenet, teacher_forced_logits
 from audiovq.generate.fast import FastPath
-from audiovq.generate.fast import panel_product
+from audiovq.generate.kernels import panel_product
 from audiovq.generate.sampling import inverse_cdf
 from audiovq.generate.weights import (PANEL, from_bfloat16, pack_matrix, pack_stack, quantize_int8,
                                       stack_arrays, to_bfloat16, unpack_matrix)

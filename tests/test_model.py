@@ -62,7 +62,7 @@ def test_forward_loss_is_nll_plus_vq_terms_and_backpropagates():
     out.loss.backward()
     assert model.encoder.project.weight.grad.abs().sum() > 0
     assert model.quantizer.codebook.grad.abs().sum() > 0
-    assert model.speakers.weight.grad.abs().sum() > 0
+    assert model.decoder.speakers.weight.grad.abs().sum() > 0
 
 
 def test_config_rejects_unknown_keys_and_bad_values():

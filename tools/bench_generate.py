@@ -3,9 +3,8 @@
 Builds the reference decoder (2 cycles of dilations 1…512, 64 residual / 128 gate / 128 skip
 channels, 256-way µ-law output, cond_channels 128, speaker embedding, 16 kHz) with random
 weights and measures samples/s and the real-time factor for batch 1 on one thread and batch
-16 on two threads: the fast path, `generate(fast=False)` (PyTorch ops with fused weights), and
-the WaveNet's own reference `start`/`step` loop. Plain paths run a few hundred samples only
-(the reference loop at most 8 s).
+16 on two threads: the fast path and `generate(fast=False)` (the PyTorch backend: PyTorch ops with
+fused weights), which runs a few hundred samples only.
 
     python tools/bench_generate.py [--seconds 2] [--upsample transposed|repeat] [--device cuda]
 
@@ -28,7 +27,6 @@ import torch
 from audiovq.config import load_config
 from audiovq.generate import generate
 from audiovq.generate.weights import PRECISIONS
-from audiovq.generate.incremental import torch_threads
 from audiovq.nn.vqvae import AudioVQVAE
 
 SR = 16000
@@ -43,7 +41,7 @@ def reference_decoder(upsample: str) -> AudioVQVAE:
     torch.manual_seed(0)
     model = AudioVQVAE(cfg.model, 8, SR).eval()
     with torch.no_grad():  # fresh init gives tiny logits; spread them like a trained model's
-        model.decoder.head[-1].weight.mul_(4.0)
+        model.decoder.network.head[-1].weight.mul_(4.0)
     return model
 
 
@@ -52,23 +50,6 @@ def codes(model: AudioVQVAE, batch: int, samples: int):
     g = torch.Generator().manual_seed(1)
     indices = torch.randint(0, model.quantizer.num_codes, (batch, frames), generator=g)
     return indices, torch.arange(batch) % 8
-
-
-def reference_loop(model: AudioVQVAE, batch: int, samples: int, budget: float = 8.0) -> float:
-    """samples/s of the WaveNet's own `start`/`step` with multinomial sampling (one intra-op
-    thread: its ops are far too small to share, and two threads spinning on a loaded machine
-    slow it down by orders of magnitude); stops after `budget` seconds."""
-    indices, speaker = codes(model, batch, samples)
-    with torch_threads(1), torch.no_grad():
-        local, glob = model.conditioning(indices, speaker)
-        t = time.perf_counter()
-        state = model.decoder.start(batch, local[..., :samples], glob)
-        x = torch.full((batch,), model.silence_class)
-        done = 0
-        while done < samples and time.perf_counter() - t < budget:
-            x = model.output.sample(model.decoder.step(x, state))
-            done += 1
-    return batch * done / (time.perf_counter() - t)
 
 
 def measure(model, batch: int, samples: int, fast: bool, threads: int,
@@ -110,7 +91,7 @@ def cuda_rate(model, batch: int, samples: int, graph: bool) -> float:
 
 
 def cuda_table(model, args) -> int:
-    print(f"on {torch.cuda.get_device_name(model.speakers.weight.device)}, torch {torch.__version__}\n")
+    print(f"on {torch.cuda.get_device_name(next(model.parameters()).device)}, torch {torch.__version__}\n")
     print(f"{'batch':>5} | {'graph S/s':>9} {'RTF':>6} | {'plain S/s':>9} {'RTF':>6} | {'graph/plain':>11}")
     for batch in (1, 16):
         graph = cuda_rate(model, batch, int(args.seconds * SR), True)
@@ -132,7 +113,7 @@ def main(argv=None) -> int:
     model = reference_decoder(args.upsample)
     if args.device != "cpu":
         return cuda_table(model.to(args.device), args)
-    params = sum(p.numel() for p in model.decoder.parameters())
+    params = sum(p.numel() for p in model.decoder.network.parameters())
     load = os.getloadavg()[0]
     print(f"reference decoder: 20 layers, R64 G128 S128, cond 128 ({args.upsample}), speaker 64, "
           f"{params / 1e6:.2f} M parameters; load average {load:.2f} on {os.cpu_count()} CPUs")
@@ -148,17 +129,16 @@ def main(argv=None) -> int:
         n_plain = args.plain if batch == 1 else max(32, args.plain // 3)
         fast, fast_cpu = measure(model, batch, n_fast, True, threads)
         plain, _ = measure(model, batch, n_plain, False, threads)
-        ref = reference_loop(model, batch, n_plain)
-        rows.append((batch, threads, fast, fast_cpu, plain, ref))
+        rows.append((batch, threads, fast, fast_cpu, plain))
     torch.set_num_threads(os.cpu_count() or 1)
 
     print(f"\n{'batch':>5} {'thr':>3} | {'fast S/s':>9} {'RTF':>6} {'S/CPU-s':>8} | {'torch S/s':>9} | "
-          f"{'ref S/s':>8} | {'fast/torch':>10} {'fast/ref':>8}")
-    for batch, threads, fast, fast_cpu, plain, ref in rows:
+          f"{'fast/torch':>10}")
+    for batch, threads, fast, fast_cpu, plain in rows:
         print(f"{batch:>5} {threads:>3} | {fast:>9.0f} {SR / fast:>6.3f} {fast_cpu:>8.0f} | {plain:>9.0f} | "
-              f"{ref:>8.0f} | {fast / plain:>9.1f}x {fast / ref:>7.1f}x")
+              f"{fast / plain:>9.1f}x")
     print(f"\nS/CPU-s: samples per CPU-second of this process (× threads ≈ the rate on idle cores). "
-          f"torch: generate(fast=False); ref: WaveNet.start/step.\nload average after: "
+          f"torch: generate(fast=False), the PyTorch backend.\nload average after: "
           f"{os.getloadavg()[0]:.2f}; targets: batch 1 ≥ 22000 S/s, batch 16 ≥ 100000 S/s, ≥ 60x the plain path")
     precision_table(model, args.seconds, args.rounds)
     print(f"load average after: {os.getloadavg()[0]:.2f}")

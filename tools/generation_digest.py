@@ -59,7 +59,7 @@ def mixture_model():
 
 def _spread(model) -> None:
     """Fresh init gives tiny logits; spread them like a trained model's."""
-    net = model.decoder.wavenet if hasattr(model.decoder, "wavenet") else model.decoder
+    net = model.decoder.network if hasattr(model.decoder, "network") else model.decoder
     with torch.no_grad():
         net.head[-1].weight.mul_(4.0)
 
@@ -105,15 +105,15 @@ def _num_speakers(model) -> int:
 
 def _teacher_forced(model, codes, speaker, inputs, fast, precision, threads):
     from audiovq.generate import teacher_forced_logits
-    import inspect
     T = inputs.shape[1]
-    params = inspect.signature(teacher_forced_logits).parameters
     with torch.no_grad():
-        if "model" in params:  # the decoder-seam API
-            return teacher_forced_logits(model, codes, speaker, inputs, fast=fast, threads=threads,
-                                         precision=precision)
-        local, glob = model.conditioning(codes, speaker)
-        return teacher_forced_logits(model.decoder, inputs, local[..., :T], glob, fast=fast, threads=threads,
+        if hasattr(model.decoder, "network"):  # after the decoder seam
+            local, glob = model.decoder.conditioning(model.quantizer.lookup(codes), speaker)
+            net = model.decoder.network
+        else:
+            local, glob = model.conditioning(codes, speaker)
+            net = model.decoder
+        return teacher_forced_logits(net, inputs, local[..., :T], glob, fast=fast, threads=threads,
                                      precision=precision)
 
 

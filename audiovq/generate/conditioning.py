@@ -15,13 +15,15 @@ and the projection is done per code frame rather than per sample.
 from __future__ import annotations
 
 import sys
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import torch
 import torch.nn.functional as F
 
-from ..nn.vqvae import Conditioner
 from .weights import GateWeights
+
+if TYPE_CHECKING:
+    from ..nn.decoders.wavenet import Conditioner
 
 CONSTANT = sys.maxsize  # `hold` of conditioning that never changes along time
 
@@ -148,6 +150,8 @@ def codes_context(conditioner: Conditioner, codewords: torch.Tensor, frames: lis
 
 class GateConditioning:
     """Rows of per-layer gate conditioning: `rows(t0, n, items)` → (len(items), ceil(n / hold), L, G).
+
+    (What a network's `step_conditioning` returns: an object with `hold` and `rows`.)
 
     Row r applies to steps t0 + r·hold … t0 + (r + 1)·hold − 1 (t0 must be a multiple of
     `hold`); without local conditioning there is a single row for all steps.

@@ -59,9 +59,8 @@ class StaticSteps:
     def __init__(self, stack: TorchStack, spec: SamplerSpec, first_input: int, forced: bool,
                  keep_logits: bool):
         self.stack, self.spec, self.forced, self.keep_logits = stack, spec, forced, keep_logits
-        ring = stack.rings[0]
-        self.device = ring.device
-        B = ring.shape[0]
+        self.device = stack.device
+        B = stack.rings[0].shape[0]
         new = dict(dtype=torch.int64, device=self.device)
         self.prev = torch.full((B,), int(first_input), **new)  # the last sampled classes
         self.phase = torch.zeros(1, **new)  # t mod stack.period: the row of the tap tables
@@ -81,8 +80,7 @@ class StaticSteps:
         self.inputs = torch.zeros(B, n, dtype=torch.int64, **new)
         self.classes = torch.zeros(B, n, dtype=torch.int64, **new)
         self.values = torch.zeros(B, n, **new)
-        O = self.stack.w.head2.shape[0]
-        self.logits = torch.zeros(B, n, O, dtype=self.stack.w.head2.dtype, **new) if self.keep_logits else None
+        self.logits = torch.zeros(B, n, self.stack.outputs, **new) if self.keep_logits else None
 
     def step(self) -> None:
         """One step, from and to the static buffers only (what the graph captures)."""
@@ -124,7 +122,7 @@ class StaticSteps:
             t.copy_(saved)
 
     def _state(self) -> list[torch.Tensor]:
-        return [*self.stack.rings, self.prev, self.phase, self.j]
+        return [*self.stack.state(), self.prev, self.phase, self.j]
 
     @torch.no_grad()
     def run(self, t0: int, n: int, rows: torch.Tensor, hold: int, uniforms: torch.Tensor,

@@ -1,11 +1,13 @@
-"""Autoregressive generation: any WaveNet (`generate_wavenet`, e.g. the prior over codes) and
-the VQ-VAE decoder from codes + speaker (`generate`, a thin use of it).
+"""Autoregressive generation: any autoregressive network (`generate_wavenet`, e.g. the prior
+over codes) and a VQ-VAE's decoder from codes + speaker (`generate`, `stream`), through the
+decoder interface only (nn/decoders/base.py).
 
-Per chunk of steps: the gate conditioning of every layer is computed (`conditioning.py`),
-each item's uniforms are drawn from its own stream (`sampling.py`), and a path runs the
-steps — the numba kernel for a model on the CPU (`fast.py`), else plain PyTorch ops on the
-model's device (`incremental.py`). Both paths sample the same values from the same
-uniforms, and an item's samples depend only on its seed, not on the batch.
+Per chunk of steps: the network's per-step conditioning is computed (its
+`step_conditioning`, e.g. `conditioning.GateConditioning`), each item's uniforms are drawn
+from its own stream (`sampling.py`), and a path runs the steps — the numba kernels for a
+WaveNet on the CPU (`fast.py`), else the network's PyTorch step on its device
+(`incremental.py`). Both paths sample by the same rule from the same uniforms, and an item's
+samples depend only on its seed, not on the batch.
 
 Outputs are kept for a window of steps at a time (`_windows`): all of them for `generate`,
 a block at a time for `stream`, which hands out each block of waveform as it is made, so a
@@ -22,14 +24,13 @@ from tqdm import tqdm
 
 from ..errors import AudioVQError
 from ..nn.distributions import Categorical
-from ..nn.emphasis import Deemphasis
 from ..nn.vqvae import AudioVQVAE
 from ..nn.wavenet import WaveNet
-from .conditioning import CONSTANT, GateConditioning, LocalSource, UpsampledCodes, WindowedCodes
+from .conditioning import CONSTANT, LocalSource, UpsampledCodes
 from .fast import FastPath
 from .incremental import TorchPath, torch_threads
 from .sampling import CATEGORICAL, SamplerSpec, UniformStream, sampler_for
-from .weights import PRECISIONS, gate_weights
+from .weights import PRECISIONS
 
 CHUNK = 256  # steps per chunk of conditioning (a multiple of `hold` is used)
 
@@ -91,17 +92,28 @@ def _seeds(seed, batch: int) -> list[int]:
     return seeds
 
 
-def check_precision(wavenet: WaveNet, fast: bool, precision: str) -> None:
+def _device(network) -> torch.device:
+    return next(network.parameters()).device
+
+
+def has_fast_path(network) -> bool:
+    """Whether the numba kernels can run this network (a WaveNet on the CPU)."""
+    return isinstance(network, WaveNet) and _device(network).type == "cpu"
+
+
+def check_precision(network, fast: bool, precision: str) -> None:
     """Refuse a weight precision the path that would run cannot use (AudioVQError)."""
     if precision not in PRECISIONS:
         raise AudioVQError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
-    device = wavenet.embed.weight.device.type
-    if precision != "float32" and not (fast and device == "cpu"):
+    if precision != "float32" and not (fast and has_fast_path(network)):
+        device = _device(network).type
+        why = "--slow" if device == "cpu" and isinstance(network, WaveNet) else (
+            device if device != "cpu" else "this decoder has no fast kernel")
         raise AudioVQError(f"precision {precision} is an option of the fast CPU path; the PyTorch path "
-                           f"({'--slow' if device == 'cpu' else device}) computes in float32")
+                           f"({why}) computes in float32")
 
 
-def _windows(wavenet: WaveNet, lengths: list[int], local, glob, spec: SamplerSpec, first_input: int,
+def _windows(network, lengths: list[int], local, glob, spec: SamplerSpec, first_input: int,
              seeds: list[int], fast: bool, threads: int | None, progress: bool, window: int | None = None,
              forced: torch.Tensor | None = None, keep_logits: bool = False,
              precision: str = "float32") -> Iterator[Window]:
@@ -113,17 +125,16 @@ def _windows(wavenet: WaveNet, lengths: list[int], local, glob, spec: SamplerSpe
     if isinstance(local, torch.Tensor) and local.shape[-1] < T:
         raise ValueError(f"local conditioning has {local.shape[-1]} steps, {T} are generated")
     threads = threads or torch.get_num_threads()
-    cond = GateConditioning(gate_weights(wavenet), len(wavenet.layers), B, local, glob)
+    cond = network.step_conditioning(local, glob, B)
     chunk = CHUNK if cond.hold == CONSTANT else cond.hold * -(-CHUNK // cond.hold)
     window = T if window is None else chunk * -(-window // chunk)
-    on_cpu = wavenet.embed.weight.device.type == "cpu"
-    check_precision(wavenet, fast, precision)
-    if fast and on_cpu:
-        path = FastPath(wavenet, lengths, spec, first_input, forced, keep_logits, threads, window=min(window, T),
+    check_precision(network, fast, precision)
+    if fast and has_fast_path(network):
+        path = FastPath(network, lengths, spec, first_input, forced, keep_logits, threads, window=min(window, T),
                         precision=precision)
         n_torch = max(1, threads // path.threads)  # each worker makes its own conditioning
     else:
-        path = TorchPath(wavenet, lengths, spec, first_input, forced, keep_logits, window=min(window, T))
+        path = TorchPath(network, lengths, spec, first_input, forced, keep_logits, window=min(window, T))
         n_torch = threads
     streams = [UniformStream(s, spec.uniforms_per_step) for s in seeds]
     bar = tqdm(total=T, disable=not progress, unit="step", desc="generate")
@@ -155,15 +166,17 @@ def _run(*args, **kwargs) -> Window:
 
 def generate_wavenet(wavenet: WaveNet, steps: int | Sequence[int] | torch.Tensor,
                      local: torch.Tensor | LocalSource | None = None, glob: torch.Tensor | None = None,
-                     output=None, *, first_input: int = 0, temperature: float = 1.0,
-                     seed: int | Sequence[int] = 0, fast: bool = True, threads: int | None = None,
-                     progress: bool = False, precision: str = "float32") -> Generated:
-    """Sample from any WaveNet autoregressively.
+                     output=None, *, first_input: int = 0, temperature: float = 1.0, top_k: int = 0,
+                     floor: float = 0.0, seed: int | Sequence[int] = 0, fast: bool = True,
+                     threads: int | None = None, progress: bool = False, precision: str = "float32") -> Generated:
+    """Sample from any autoregressive network (a WaveNet, or a network with the same step
+    interface: nn/decoders/base.py).
 
     steps: one length for every item, or per-item lengths (B,) (each item stops at its own);
     local (B, C_l, ≥ T) or a LocalSource; glob (B, C_g); output: the distribution of the
     logits (default a categorical over out_channels classes, fed back as is); first_input:
-    the input class of step 0. temperature 0 = argmax. seed: item b uses seed + b (or
+    the input class of step 0. temperature 0 = argmax; top_k, floor: the sampling rule's
+    (sampling.py). seed: item b uses seed + b (or
     seed[b]), so batch and one-by-one generation agree. fast: use the numba kernel when
     the model is on the CPU (other devices always run the PyTorch path). threads: CPU
     threads (default torch's). precision: the fast path's mat-vec weights, "float32",
@@ -177,12 +190,12 @@ def generate_wavenet(wavenet: WaveNet, steps: int | Sequence[int] | torch.Tensor
         batch = local.batch
     lengths = _lengths(steps, batch)
     if output is None:
-        output = Categorical(wavenet.head[-1].out_channels, mu_law=False)
-    spec = sampler_for(output, temperature)
+        output = Categorical(wavenet.output_channels, mu_law=False)
+    spec = sampler_for(output, temperature, top_k, floor)
     fed_back = output.channels if spec.kind == CATEGORICAL else spec.mu_law_levels
-    if fed_back > wavenet.embed.num_embeddings or not 0 <= first_input < wavenet.embed.num_embeddings:
+    if fed_back > wavenet.input_classes or not 0 <= first_input < wavenet.input_classes:
         raise ValueError(f"samples ({fed_back} classes) and first_input {first_input} must be input classes "
-                         f"of the WaveNet (0 … {wavenet.embed.num_embeddings - 1})")
+                         f"of the network (0 … {wavenet.input_classes - 1})")
     t = time.perf_counter()
     r = _run(wavenet, lengths, local, glob, spec, first_input, _seeds(seed, len(lengths)), fast, threads, progress,
              precision=precision)
@@ -194,12 +207,12 @@ def generate_wavenet(wavenet: WaveNet, steps: int | Sequence[int] | torch.Tensor
 def teacher_forced_logits(wavenet: WaveNet, inputs: torch.Tensor,
                           local: torch.Tensor | LocalSource | None = None, glob: torch.Tensor | None = None,
                           fast: bool = True, threads: int | None = None, precision: str = "float32") -> torch.Tensor:
-    """The incremental paths fed given inputs (B, T) int64: logits (B, O, T), as `forward`
-    (for tests and checks; the fast path when `fast` and the model is on the CPU, with its
-    weights at `precision`)."""
+    """The incremental paths of a network fed given inputs (B, T) int64: logits (B, O, T), as
+    `forward` (for tests and checks; the fast path when `fast` and the model is on the CPU,
+    with its weights at `precision`)."""
     B, T = inputs.shape
-    if inputs.min() < 0 or inputs.max() >= wavenet.embed.num_embeddings:
-        raise ValueError(f"inputs must be input classes of the WaveNet (0 … {wavenet.embed.num_embeddings - 1})")
+    if inputs.min() < 0 or inputs.max() >= wavenet.input_classes:
+        raise ValueError(f"inputs must be input classes of the network (0 … {wavenet.input_classes - 1})")
     spec = SamplerSpec(CATEGORICAL, 0.0)
     r = _run(wavenet, [T] * B, local, glob, spec, 0, list(range(B)), fast, threads, False,
              forced=inputs, keep_logits=True, precision=precision)
@@ -209,8 +222,9 @@ def teacher_forced_logits(wavenet: WaveNet, inputs: torch.Tensor,
 def generate(model: AudioVQVAE, indices: torch.Tensor, speaker: torch.Tensor,
              lengths: Sequence[int] | torch.Tensor | None = None, temperature: float = 1.0,
              seed: int | Sequence[int] = 0, fast: bool = True, progress: bool = False,
-             threads: int | None = None, precision: str = "float32") -> GenerationResult:
-    """Decode codes to waveforms with the VQ-VAE's WaveNet decoder.
+             threads: int | None = None, precision: str = "float32", top_k: int = 0,
+             floor: float = 0.0) -> GenerationResult:
+    """Decode codes to waveforms with the VQ-VAE's decoder.
 
     indices (B, F) int64 codes (padded), speaker (B,) int64, lengths (B,) samples to generate
     per item (default F · hop; at most F · hop). Each item's conditioning is computed from its
@@ -219,7 +233,7 @@ def generate(model: AudioVQVAE, indices: torch.Tensor, speaker: torch.Tensor,
     """
     t = time.perf_counter()
     blocks = stream(model, indices, speaker, lengths, temperature, seed, fast, threads, block=None,
-                    progress=progress, precision=precision)
+                    progress=progress, precision=precision, top_k=top_k, floor=floor)
     audio = [np.concatenate(parts) for parts in zip(*(b.audio for b in blocks))]
     seconds = time.perf_counter() - t
     total = sum(a.size for a in audio)
@@ -232,7 +246,8 @@ BLOCK = 1 << 15  # samples per block of `stream` (2 s at 16 kHz)
 def stream(model: AudioVQVAE, indices: torch.Tensor, speaker: torch.Tensor,
            lengths: Sequence[int] | torch.Tensor | None = None, temperature: float = 1.0,
            seed: int | Sequence[int] = 0, fast: bool = True, threads: int | None = None,
-           block: int | None = BLOCK, progress: bool = False, precision: str = "float32") -> Iterator[AudioBlock]:
+           block: int | None = BLOCK, progress: bool = False, precision: str = "float32", top_k: int = 0,
+           floor: float = 0.0) -> Iterator[AudioBlock]:
     """`generate`, a block of `block` samples at a time (rounded up to whole chunks of steps,
     `CHUNK` or the next multiple of the hop; None: all in one block; an item's blocks are
     empty once it has ended).
@@ -248,41 +263,37 @@ def stream(model: AudioVQVAE, indices: torch.Tensor, speaker: torch.Tensor,
         raise AudioVQError(f"expected codes (B, F) and speakers (B,), got {tuple(indices.shape)} "
                            f"and {tuple(speaker.shape)}")
     B, F = indices.shape
-    hop = model.hop
+    hop, decoder = model.hop, model.decoder
     try:
         lengths = _lengths(F * hop if lengths is None else lengths, B)
         seeds = _seeds(seed, B)
-        spec = sampler_for(model.output, temperature)
+        spec = decoder.sampler(temperature, top_k, floor)
     except ValueError as e:
         raise AudioVQError(str(e)) from None
     if max(lengths) > F * hop:
         raise AudioVQError(f"lengths up to {max(lengths)} samples need more than the {F} code frames given "
                            f"({F * hop} samples)")
-    codes, speakers = model.quantizer.num_codes, model.speakers.num_embeddings
+    codes, speakers = model.quantizer.num_codes, decoder.num_speakers
     if indices.numel() and not 0 <= int(indices.min()) <= int(indices.max()) < codes:
         raise AudioVQError(f"codes must be in 0 … {codes - 1}, got {int(indices.min())} … {int(indices.max())}")
     if not 0 <= int(speaker.min()) <= int(speaker.max()) < speakers:
         raise AudioVQError(f"speakers must be in 0 … {speakers - 1}, got {speaker.tolist()}")
-    check_precision(model.decoder, fast, precision)
-    device = model.speakers.weight.device
-    with torch.no_grad():
-        glob = model.speakers(speaker.to(device))
-    local = WindowedCodes(model.conditioner, model.quantizer, indices.to(device), [-(-n // hop) for n in lengths])
-    windows = _windows(model.decoder, lengths, local, glob, spec, model.silence_class, seeds, fast, threads,
-                       progress, block, precision=precision)
-    return _decoded(model, windows, lengths, spec)
+    check_precision(decoder.network, fast, precision)
+    inputs = decoder.step_inputs(model.quantizer, indices, speaker, [-(-n // hop) for n in lengths])
+    windows = _windows(decoder.network, lengths, inputs.local, inputs.glob, spec, decoder.first_input, seeds, fast,
+                       threads, progress, block, precision=precision)
+    return _decoded(decoder, windows, lengths, spec)
 
 
-def _decoded(model: AudioVQVAE, windows: Iterator[Window], lengths: list[int], spec: SamplerSpec
-             ) -> Iterator[AudioBlock]:
-    """Generated windows → waveform blocks, as `AudioVQVAE.to_waveform` on each whole item."""
-    filters = [Deemphasis(model.preemphasis) for _ in lengths]
+def _decoded(decoder, windows: Iterator[Window], lengths: list[int], spec: SamplerSpec) -> Iterator[AudioBlock]:
+    """Generated windows → waveform blocks, as `Decoder.to_waveform` on each whole item."""
+    filters = [decoder.waveform_filter() for _ in lengths]
     t = time.perf_counter()
     for w in windows:
         out = w.classes if spec.kind == CATEGORICAL else w.values
         audio = []
         for b, n in enumerate(lengths):
-            audio.append(model.to_waveform(out[b, :max(0, min(n - w.start, out.shape[1]))], filters[b]))
+            audio.append(decoder.to_waveform(out[b, :max(0, min(n - w.start, out.shape[1]))], filters[b]))
         now = time.perf_counter()
         yield AudioBlock(w.start, audio, now - t)
         t = time.perf_counter()

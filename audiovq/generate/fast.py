@@ -1,520 +1,23 @@
-"""The fast CPU path: a numba kernel that runs the whole WaveNet step loop of a chunk.
+"""The fast CPU path around the numba kernels (kernels.py): lane planning, per-thread state
+and the thread pool, for a WaveNet (the network of the "wavenet" decoder and of the prior).
 
-Same arithmetic as `incremental.TorchStack` on the fused layouts of `weights.py`, without
-per-op overhead: per layer one (G × K·R) mat-vec over the gathered taps, the gate, one
-(R × H) residual mat-vec; all layers' skip projections as one (S × L·H) mat-vec; the head;
-then sampling by the rules of `sampling.py` from the same uniforms.
-
-Items ("lanes") are processed alone (mat-vecs), or eight at a time sharing every weight
-load (`_matmul8`) when a thread has more than four of them; threads each take a share of
-the items, make their gate conditioning and run their lanes (the kernel releases the GIL).
-tanh/sigmoid use a rational approximation (max error 3.2e-7) that vectorizes, unlike libm's.
-
-Numbers: logits match the PyTorch path to ~1e-7 (float32 rounding, summation order). An
-item's samples are the same alone or in a batch when it runs as a single lane in both;
-in an eight-lane group the dot products are summed in another order, so its samples are
-the same unless a uniform falls within ~1e-7 of a class boundary.
-
-For one lane the float32 row-by-row mat-vecs are bound by instructions more than by the
-~2.5 MB of weights read per step (a horizontal sum per output row; with the weights in L2 a
-step takes half the time, not a tenth); for a group, by FMA throughput.
-
-Reduced precision (FastPath precision="bf16" | "int8"): the mat-vecs read panels of rounded
-weights (`weights.PanelWeights`) with kernels written in LLVM IR ("reduced-precision panels"
-below); logits then differ from float32 by the rounding (int8 ~0.6 %, bf16 ~0.3 % of their
-spread, rms; tests/test_generate_precision.py). Reference decoder, batch 1, one thread: int8
-~1.7×, bf16 ~1.2× the float32 rate (tools/bench_generate.py).
+Items ("lanes") run alone (mat-vecs), or eight at a time sharing every weight load when a
+thread has more than four of them; threads each take a share of the items, make their gate
+conditioning and run their lanes.
 """
 from __future__ import annotations
 
-import math
 from concurrent.futures import ThreadPoolExecutor
 from typing import NamedTuple
 
 import numpy as np
 import torch
-from llvmlite import ir
-from numba import njit, types
-from numba.core import cgutils
-from numba.extending import intrinsic, overload
 
 from ..errors import AudioVQError
 from ..nn.wavenet import WaveNet
-from .sampling import CATEGORICAL, U_CLIP, SamplerSpec
-from .weights import PANEL, PRECISIONS, history_sizes, no_panels, pack_stack, stack_arrays
-
-GROUP = 8  # lanes per shared-weight group
-_FAST = dict(fastmath=True, error_model="numpy", cache=True)
-_EXACT = dict(fastmath=False, error_model="numpy", cache=True)  # step by step as written: explicit, since
-# numba compiles a callee that does not set fastmath with its caller's (flag inheritance)
-
-# tanh(x) ≈ x·P(x²)/Q(x²) on |x| ≤ 9 (tanh(9) = 1 − 3e-8), fitted by weighted least squares
-# iterated towards minimax; max abs error 3.2e-7 in float32.
-_P0, _P1, _P2, _P3, _P4 = (np.float32(v) for v in (
-    0.9999999064174645, 0.13373187158070313, 0.003486569046253951, 2.0471609137724407e-05,
-    1.3183906272251633e-08))
-_Q1, _Q2, _Q3, _Q4 = (np.float32(v) for v in (
-    0.46706484037214296, 0.02584193114682089, 0.00032713638967155284, 7.702535355300077e-07))
-_CLAMP = np.float32(9.0)
-_HALF = np.float32(0.5)
-_SQRT_HALF = np.float32(math.sqrt(0.5))
-
-
-@njit(inline="always", **_FAST)
-def _tanh(x):
-    x = min(max(x, -_CLAMP), _CLAMP)
-    z = x * x
-    p = (((_P4 * z + _P3) * z + _P2) * z + _P1) * z + _P0
-    q = (((_Q4 * z + _Q3) * z + _Q2) * z + _Q1) * z + np.float32(1.0)
-    return x * p / q
-
-
-@njit(inline="always", **_FAST)
-def _matvec(W, x, out):
-    """out (O,) += W (O, I) @ x (I,)."""
-    for o in range(W.shape[0]):
-        acc = np.float32(0.0)
-        for i in range(W.shape[1]):
-            acc += W[o, i] * x[i]
-        out[o] += acc
-
-
-@njit(inline="always", **_FAST)
-def _rows2_lanes4(W, X, out, o, b):
-    """out[b:b+4, o:o+2] += X[b:b+4] @ W[o:o+2]ᵀ: 8 accumulators, 6 loads per 8 FMAs."""
-    a00 = a01 = a02 = a03 = a10 = a11 = a12 = a13 = np.float32(0.0)
-    for i in range(W.shape[1]):
-        w0 = W[o, i]
-        w1 = W[o + 1, i]
-        x0 = X[b, i]
-        x1 = X[b + 1, i]
-        x2 = X[b + 2, i]
-        x3 = X[b + 3, i]
-        a00 += w0 * x0
-        a01 += w0 * x1
-        a02 += w0 * x2
-        a03 += w0 * x3
-        a10 += w1 * x0
-        a11 += w1 * x1
-        a12 += w1 * x2
-        a13 += w1 * x3
-    out[b, o] += a00
-    out[b + 1, o] += a01
-    out[b + 2, o] += a02
-    out[b + 3, o] += a03
-    out[b, o + 1] += a10
-    out[b + 1, o + 1] += a11
-    out[b + 2, o + 1] += a12
-    out[b + 3, o + 1] += a13
-
-
-@njit(inline="always", **_FAST)
-def _matmul8(W, X, out):
-    """out (8, O) += X (8, I) @ W (O, I)ᵀ, in blocks of 2 rows × 4 lanes (what fits the 16
-    vector registers of AVX2: each weight and input load serves several FMAs)."""
-    O = W.shape[0]
-    for o in range(0, O - 1, 2):
-        _rows2_lanes4(W, X, out, o, 0)
-        _rows2_lanes4(W, X, out, o, 4)
-    if O % 2:
-        for b in range(GROUP):
-            acc = np.float32(0.0)
-            for i in range(W.shape[1]):
-                acc += W[O - 1, i] * X[b, i]
-            out[b, O - 1] += acc
-
-
-@njit(**_FAST)
-def _matmul(W, X, out, width):
-    """out (width, O) += X (width, I) @ W (O, I)ᵀ. (The helpers are inlined here, once; the
-    kernel calls this function, which keeps its compile time down.)"""
-    if width == GROUP:
-        _matmul8(W, X, out)
-    else:
-        for b in range(width):
-            _matvec(W, X[b], out[b])
-
-
-# ---------------------------------------------------------------- reduced-precision panels
-# Mat-vecs over the int8 / bfloat16 panels of `weights.PanelWeights`, written as LLVM IR
-# (numba intrinsics: numba has no vector types, and LLVM does not find this form itself).
-# For each panel of PANEL outputs, PANEL / 16 vectors of 16 lanes stay in registers while
-# the loop runs over the inputs, each step broadcasting x[i] and adding one contiguous row of
-# PANEL weights — no horizontal sums and no reloads of x per output, which is what bounds
-# the float32 row-by-row `_matvec` at batch 1. Two accumulator sets (even and odd steps)
-# let the multiply-adds overlap. LLVM lowers 16-lane vectors to what the CPU has (two AVX2
-# registers, four SSE ones).
-# bfloat16: the upper half of a float32, widened with a shift, float32 multiply-adds.
-# int8: x is first rounded to 16-bit integers (`_quantize`, ≥ 13 bits: far finer than the
-# weights), then products are summed exactly in int32, two at a time (LLVM turns the
-# pattern into pmaddwd, or VNNI vpdpwssd: 32 products per instruction and no int → float
-# conversion per weight); the float32 scale is applied once per output.
-# (Kept in this file: numba's cache of `run_lanes` only notices changes to this file.)
-
-LANES = 16
-VECTORS = PANEL // LANES
-
-
-@intrinsic
-def _panel_bf16(typingctx, data, scale, x, out):
-    """out[:n·PANEL] += scale[:n·PANEL] ⊙ (W x), W given as bfloat16 panels data (n, I, PANEL)
-    (uint16 bits); all arrays C-contiguous, x (≥ I,) and out float32."""
-    contiguous = all(isinstance(a, types.Array) and a.layout == "C" for a in (data, scale, x, out))
-    if not (contiguous and data.ndim == 3 and data.dtype == types.uint16
-            and scale.dtype == x.dtype == out.dtype == types.float32):
-        return None
-
-    def codegen(context, builder, sig, args):
-        dty, sty, xty, oty = sig.args
-        D = context.make_array(dty)(context, builder, args[0])
-        S = context.make_array(sty)(context, builder, args[1])
-        X = context.make_array(xty)(context, builder, args[2])
-        Out = context.make_array(oty)(context, builder, args[3])
-        panels, inputs = cgutils.unpack_tuple(builder, D.shape)[:2]
-        i64, i32, f32 = ir.IntType(64), ir.IntType(32), ir.FloatType()
-        vf = ir.VectorType(f32, LANES)
-        vi32 = ir.VectorType(i32, LANES)
-        vbf = ir.VectorType(ir.IntType(16), LANES)
-        fma = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vf, [vf, vf, vf]),
-                                             f"llvm.fma.v{LANES}f32")
-        const = lambda v: ir.Constant(i64, v)
-        zero = ir.Constant(vf, [0.0] * LANES)
-
-        def vector_at(base, offset, vty):
-            return builder.bitcast(builder.gep(base, [offset]), vty.as_pointer())
-
-        def widen(w):  # bfloat16 bits → the upper half of float32 bits
-            return builder.bitcast(builder.shl(builder.zext(w, vi32), ir.Constant(vi32, [16] * LANES)), vf)
-
-        def add_input(accs, start, i):
-            """accs += W[panel, i, :] · x[i]"""
-            xi = builder.load(builder.gep(X.data, [i]))
-            xv = builder.insert_element(ir.Constant(vf, ir.Undefined), xi, ir.Constant(i32, 0))
-            xv = builder.shuffle_vector(xv, ir.Constant(vf, ir.Undefined), ir.Constant(vi32, [0] * LANES))
-            row = builder.add(start, builder.mul(i, const(PANEL)))
-            for k, acc in enumerate(accs):
-                w = builder.load(vector_at(D.data, builder.add(row, const(k * LANES)), vbf), align=1)
-                builder.store(builder.call(fma, [widen(w), xv, builder.load(acc)]), acc)
-
-        with cgutils.for_range(builder, panels) as p:
-            # allocas in the entry block; mem2reg turns them into registers
-            even = [cgutils.alloca_once(builder, vf) for _ in range(VECTORS)]
-            odd = [cgutils.alloca_once(builder, vf) for _ in range(VECTORS)]
-            for acc in even + odd:
-                builder.store(zero, acc)
-            start = builder.mul(builder.mul(p.index, inputs), const(PANEL))
-            with cgutils.for_range(builder, builder.udiv(inputs, const(2))) as pair:
-                i = builder.mul(pair.index, const(2))
-                add_input(even, start, i)
-                add_input(odd, start, builder.add(i, const(1)))
-            with builder.if_then(builder.icmp_unsigned("!=", builder.urem(inputs, const(2)), const(0))):
-                add_input(even, start, builder.sub(inputs, const(1)))
-            for k in range(VECTORS):
-                o = builder.add(builder.mul(p.index, const(PANEL)), const(k * LANES))
-                s = builder.load(vector_at(S.data, o, vf), align=1)
-                dst = vector_at(Out.data, o, vf)
-                acc = builder.fadd(builder.load(even[k]), builder.load(odd[k]))
-                builder.store(builder.call(fma, [acc, s, builder.load(dst, align=1)]), dst, align=1)
-        return context.get_dummy_value()
-
-    return types.void(data, scale, x, out), codegen
-
-
-@intrinsic
-def _panel_int8(typingctx, data, scale, xq, xscale, out):
-    """out[:n·PANEL] += xscale · scale ⊙ (W xq) in exact int32 arithmetic: W as int8 panels of
-    input pairs data (n, ⌈I/2⌉, PANEL, 2), xq int16 (≥ 2⌈I/2⌉,) (the caller keeps
-    127 · max|xq| · I < 2³¹). Each pair of products is one multiply-add of 16-bit pairs (x86
-    pmaddwd, or VNNI vpdpwssd with the add: 32 products per instruction, no int→float
-    conversion per weight)."""
-    contiguous = all(isinstance(a, types.Array) and a.layout == "C" for a in (data, scale, xq, out))
-    if not (contiguous and data.ndim == 4 and data.dtype == types.int8 and xq.dtype == types.int16
-            and scale.dtype == out.dtype == types.float32 and xscale == types.float32):
-        return None
-
-    def codegen(context, builder, sig, args):
-        dty, sty, qty, _, oty = sig.args
-        D = context.make_array(dty)(context, builder, args[0])
-        S = context.make_array(sty)(context, builder, args[1])
-        Q = context.make_array(qty)(context, builder, args[2])
-        Out = context.make_array(oty)(context, builder, args[4])
-        panels, pairs = cgutils.unpack_tuple(builder, D.shape)[:2]
-        i8, i16, i32, i64, f32 = ir.IntType(8), ir.IntType(16), ir.IntType(32), ir.IntType(64), ir.FloatType()
-        W2 = 2 * LANES  # 16-bit values per vector
-        vw8, vw16, vw32 = ir.VectorType(i8, W2), ir.VectorType(i16, W2), ir.VectorType(i32, W2)
-        vi32, vf = ir.VectorType(i32, LANES), ir.VectorType(f32, LANES)
-        even = ir.Constant(ir.VectorType(i32, LANES), list(range(0, W2, 2)))
-        odd = ir.Constant(ir.VectorType(i32, LANES), list(range(1, W2, 2)))
-        const = lambda v: ir.Constant(i64, v)
-        zero = ir.Constant(vi32, [0] * LANES)
-        fma = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vf, [vf, vf, vf]),
-                                             f"llvm.fma.v{LANES}f32")
-        pair_ptr = builder.bitcast(Q.data, i32.as_pointer())  # xq[2j], xq[2j+1] as one 32-bit word
-
-        def vector_at(base, offset, vty):
-            return builder.bitcast(builder.gep(base, [offset]), vty.as_pointer())
-
-        def add_pair(accs, start, j):
-            """accs += W[panel, 2j:2j+2, :] · xq[2j:2j+2]"""
-            word = builder.load(builder.gep(pair_ptr, [j]))
-            xv = builder.insert_element(ir.Constant(vi32, ir.Undefined), word, ir.Constant(i32, 0))
-            xv = builder.shuffle_vector(xv, ir.Constant(vi32, ir.Undefined), ir.Constant(vi32, [0] * LANES))
-            xw = builder.sext(builder.bitcast(xv, vw16), vw32)
-            row = builder.add(start, builder.mul(j, const(2 * PANEL)))
-            for k, acc in enumerate(accs):
-                w = builder.load(vector_at(D.data, builder.add(row, const(k * W2)), vw8), align=1)
-                prod = builder.mul(builder.sext(w, vw32), xw)
-                pair_sum = builder.add(builder.shuffle_vector(prod, prod, even), builder.shuffle_vector(prod, prod, odd))
-                builder.store(builder.add(builder.load(acc), pair_sum), acc)
-
-        xs = builder.insert_element(ir.Constant(vf, ir.Undefined), args[3], ir.Constant(i32, 0))
-        xs = builder.shuffle_vector(xs, ir.Constant(vf, ir.Undefined), ir.Constant(vi32, [0] * LANES))
-        with cgutils.for_range(builder, panels) as p:
-            sets = [[cgutils.alloca_once(builder, vi32) for _ in range(VECTORS)] for _ in range(2)]
-            for acc in sets[0] + sets[1]:
-                builder.store(zero, acc)
-            start = builder.mul(builder.mul(p.index, pairs), const(2 * PANEL))
-            with cgutils.for_range(builder, builder.udiv(pairs, const(2))) as it:
-                j = builder.mul(it.index, const(2))
-                add_pair(sets[0], start, j)
-                add_pair(sets[1], start, builder.add(j, const(1)))
-            with builder.if_then(builder.icmp_unsigned("!=", builder.urem(pairs, const(2)), const(0))):
-                add_pair(sets[0], start, builder.sub(pairs, const(1)))
-            for k in range(VECTORS):
-                o = builder.add(builder.mul(p.index, const(PANEL)), const(k * LANES))
-                s = builder.fmul(builder.load(vector_at(S.data, o, vf), align=1), xs)
-                acc = builder.sitofp(builder.add(builder.load(sets[0][k]), builder.load(sets[1][k])), vf)
-                dst = vector_at(Out.data, o, vf)
-                builder.store(builder.call(fma, [acc, s, builder.load(dst, align=1)]), dst, align=1)
-        return context.get_dummy_value()
-
-    return types.void(data, scale, xq, xscale, out), codegen
-
-
-_INT32_MAX = 2 ** 31 - 1
-_ROUND = np.float64(2.0 ** 52 + 2.0 ** 51)  # adding and subtracting it rounds to a whole number
-
-
-@intrinsic
-def _float_from_bits(typingctx, bits):
-    """The float32 whose bit pattern is the low 32 bits of the unsigned integer `bits`."""
-    if not (isinstance(bits, types.Integer) and not bits.signed):
-        return None
-
-    def codegen(context, builder, sig, args):
-        low = builder.trunc(args[0], ir.IntType(32)) if bits.bitwidth > 32 else args[0]
-        return builder.bitcast(low, ir.FloatType())
-    return types.float32(bits), codegen
-
-
-@njit(**_EXACT)
-def _quantize(x, n_pairs, xq):
-    """x (≥ I,) → xq (2·n_pairs,) int16 with x ≈ scale · xq, |xq| ≤ Q = min(32767, (2³¹ − 1) //
-    (127 · 2·n_pairs)) so that no int32 sum of int8 × xq products overflows; returns scale.
-
-    xq[i] = round(fl32(x[i] · fl32(Q / peak))), ties to even, from operations whose result no
-    compiler choice can change: not `np.rint`, whose call numba marks fast-math and whose
-    AVX-512 vector lowering before a conversion to integer came out as truncation in a kernel
-    JIT-compiled here but as rounding in the same kernel loaded from numba's cache (int8
-    outputs then depended on whether the kernels were just compiled). Compiled without
-    fast-math and not inlined into the fast-math kernels, so nothing is reassociated or fused.
-    """
-    I = min(x.shape[0], 2 * n_pairs)
-    q = np.float32(min(32767, _INT32_MAX // (127 * 2 * n_pairs)))
-    bits = x.view(np.uint32)  # max |x| as the max of its bits without the sign: an integer
-    top = np.uint32(0)        # reduction vectorizes, a float max does not (10x here)
-    for i in range(I):
-        top = max(top, bits[i] & np.uint32(0x7FFFFFFF))
-    peak = _float_from_bits(top)
-    if peak == 0:
-        peak = np.float32(1.0)
-    inv = np.float64(q / peak)
-    for i in range(I):
-        # the float64 product of two float32 is exact: its conversion is the one rounding of x·inv
-        p = np.float64(np.float32(np.float64(x[i]) * inv))
-        r = (p + _ROUND) - _ROUND  # nearest integer, ties to even (|p| < 2^51)
-        xq[i] = np.int16(min(max(r, -q), q))  # r is whole: truncating or rounding conversions agree
-    for i in range(I, 2 * n_pairs):
-        xq[i] = 0
-    return peak / q
-
-
-def panel_product(P, scale, x, out, xq):
-    """out += W x over panels P (int8 or bfloat16; see `weights.PanelWeights`)."""
-
-
-@overload(panel_product, jit_options=_FAST)
-def _panel_product(P, scale, x, out, xq):
-    if P.dtype == types.int8:
-        def product(P, scale, x, out, xq):
-            xs = _quantize(x, P.shape[1], xq)
-            _panel_int8(P, scale, xq, xs, out)
-    else:
-        def product(P, scale, x, out, xq):
-            _panel_bf16(P, scale, x, out)
-    return product
-
-
-@njit(**_FAST)
-def _product(W, P, scale, X, out, width, packed, xq):
-    """out (width, O′) += X (width, I) @ Wᵀ: float32 W (O, I), or when `packed` its panels P
-    with per-output scales (weights.PanelWeights; out padded to O′ = whole panels; xq an
-    int16 scratch of ≥ I + 1)."""
-    if packed:
-        for b in range(width):
-            panel_product(P, scale, X[b], out[b], xq)
-    else:
-        _matmul(W, X, out, width)
-
-
-@njit(**_EXACT)
-def _inverse_cdf(z, u, cum):
-    """First class whose float64 running sum of exp(z − max) exceeds u · total."""
-    m = z.max()
-    total = 0.0
-    for k in range(z.shape[0]):
-        total += np.float64(np.exp(z[k] - m))
-        cum[k] = total
-    target = np.float64(u) * total
-    for k in range(z.shape[0]):
-        if cum[k] > target:
-            return k
-    return z.shape[0] - 1
-
-
-@njit(**_EXACT)
-def _mu_law_bin(x, levels):
-    """`sampling.mu_law_bins` of one value (float64, as there)."""
-    mu = float(levels - 1)
-    v = np.float64(x)
-    y = np.sign(v) * np.log1p(mu * abs(v)) / math.log1p(mu)
-    return np.int64((y + 1.0) / 2.0 * mu + 0.5)
-
-
-@njit(**_EXACT)
-def _sample(logits, u, kind, temperature, mixtures, log_scale_min, levels, scaled, cum):
-    """One lane's step: (next input class, value) as `sampling.sample`."""
-    if kind == CATEGORICAL:
-        if temperature == 0.0:
-            k = np.argmax(logits)
-        else:
-            t = np.float32(temperature)
-            for j in range(logits.shape[0]):
-                scaled[j] = logits[j] / t
-            k = _inverse_cdf(scaled, u[0], cum)
-        return k, np.float32(k)
-    M = mixtures
-    if temperature == 0.0:
-        k = np.argmax(logits[:M])
-        x = logits[M + k]
-    else:
-        k = _inverse_cdf(logits[:M], u[0], cum)
-        v = min(max(u[1], np.float32(U_CLIP)), np.float32(1.0 - U_CLIP))
-        log_s = max(logits[2 * M + k], np.float32(log_scale_min))
-        x = logits[M + k] + np.float32(temperature) * np.exp(log_s) * (np.log(v) - np.log1p(-v))
-    x = min(max(x, np.float32(-1.0)), np.float32(1.0))
-    return _mu_law_bin(x, levels), x
-
-
-@njit(nogil=True, **_FAST)
-def run_lanes(lane0, width, t0, n, w, p, packed, ring_off, ring_mask, ring, prev, lane_item, lane_len,
-              rows, lane_row, hold, uniforms, kind, temperature, mixtures, log_scale_min, levels,
-              forced, use_forced, base, classes, values, logits_out, keep_logits):
-    """Steps t0 … t0 + n − 1 of lanes lane0 … lane0 + width − 1 (width 1 or GROUP).
-
-    w: StackWeights of numpy arrays; p: their PanelWeights, used for the mat-vecs when
-    `packed` (reduced precision; the float32 `w` otherwise); ring (lanes, Σ sizes, R) with layer l at rows
-    ring_off[l] + (t & ring_mask[l]); prev (lanes,) last sampled class; lane_item (lanes,)
-    the batch item of a lane, lane_len (lanes,) its length (0 = padding lane);
-    rows (I, r, L, G) gate conditioning of the thread's items, lane_row (lanes,) a lane's
-    item among them, row j // hold for chunk step j; uniforms (B, n, U);
-    forced (B, T) inputs when use_forced; outputs classes (B, W), values (B, W),
-    logits_out (B, W, O) when keep_logits, step t at column t − base (a window of W steps).
-    """
-    L, G, KR = w.conv.shape
-    R = w.embed.shape[1]
-    K = KR // R
-    H = G // 2
-    S = w.skip.shape[0]
-    O = w.head2.shape[0]
-    f32 = np.float32
-    x = np.empty((width, R), f32)
-    xin = np.empty((width, KR), f32)
-    # mat-vec outputs are whole panels when packed (the padding stays zero, never read)
-    pad = lambda size: -(-size // PANEL) * PANEL if packed else size
-    pre = np.zeros((width, pad(G)), f32)
-    h = np.empty((width, H), f32)
-    hall = np.empty((width, L * H), f32)
-    rs = np.zeros((width, pad(R)), f32)
-    skip = np.zeros((width, pad(S)), f32)
-    z = np.zeros((width, pad(S)), f32)
-    head = np.zeros((width, pad(O)), f32)
-    logits = head[:, :O]
-    xq = np.zeros(max(KR, L * H, S) + 1, np.int16)
-    scaled = np.empty(O, f32)
-    cum = np.empty(O, np.float64)
-    for j in range(n):
-        t = t0 + j
-        active = 0
-        for b in range(width):
-            if t < lane_len[lane0 + b]:
-                active += 1
-        if active == 0:
-            break
-        row = j // hold
-        for b in range(width):
-            lane = lane0 + b
-            c = forced[lane_item[lane], t] if use_forced else prev[lane]
-            x[b, :] = w.embed[c]
-        for l in range(L):
-            d = w.dilations[l]
-            off = ring_off[l]
-            m = ring_mask[l]
-            for b in range(width):
-                lane = lane0 + b
-                ring[lane, off + (t & m), :] = x[b]
-                for k in range(K):
-                    xin[b, k * R:(k + 1) * R] = ring[lane, off + ((t - (K - 1 - k) * d) & m)]
-                pre[b, :G] = rows[lane_row[lane], row, l]
-            _product(w.conv[l], p.conv[l], p.conv_scale[l], xin, pre, width, packed, xq)
-            for b in range(width):
-                for i in range(H):
-                    h[b, i] = _tanh(pre[b, i]) * (_HALF + _HALF * _tanh(_HALF * pre[b, H + i]))
-                hall[b, l * H:(l + 1) * H] = h[b]
-            if l < L - 1:
-                for b in range(width):
-                    rs[b, :R] = w.res_bias[l]
-                _product(w.res[l], p.res[l], p.res_scale[l], h, rs, width, packed, xq)
-                for b in range(width):
-                    for r in range(R):
-                        x[b, r] = _SQRT_HALF * x[b, r] + rs[b, r]
-        for b in range(width):
-            skip[b, :S] = w.skip_bias
-        _product(w.skip, p.skip, p.skip_scale, hall, skip, width, packed, xq)
-        for b in range(width):
-            for i in range(S):
-                skip[b, i] = max(skip[b, i], f32(0.0))
-            z[b, :S] = w.head1_bias
-        _product(w.head1, p.head1, p.head1_scale, skip, z, width, packed, xq)
-        for b in range(width):
-            for i in range(S):
-                z[b, i] = max(z[b, i], f32(0.0))
-            logits[b, :] = w.head2_bias
-        _product(w.head2, p.head2, p.head2_scale, z, head, width, packed, xq)
-        for b in range(width):
-            lane = lane0 + b
-            if t >= lane_len[lane]:
-                continue
-            item = lane_item[lane]
-            if keep_logits:
-                logits_out[item, t - base, :] = logits[b]
-            if use_forced:
-                continue
-            k, v = _sample(logits[b], uniforms[item, j], kind, temperature, mixtures,
-                           log_scale_min, levels, scaled, cum)
-            prev[lane] = k
-            classes[item, t - base] = k
-            values[item, t - base] = v
+from .kernels import GROUP, Lanes, Outputs, run_lanes
+from .sampling import SamplerSpec
+from .weights import PRECISIONS, history_sizes, no_panels, pack_stack, stack_arrays
 
 
 class LanePlan(NamedTuple):
@@ -550,11 +53,12 @@ def plan_lanes(lengths: list[int], threads: int) -> LanePlan:
 
 
 class FastPath:
-    """Generation (or teacher forcing) over chunks of steps with the numba kernel. Each
-    thread computes the gate conditioning of its own items, then runs their lanes.
+    """Generation (or teacher forcing) over chunks of steps with the numba kernel
+    (`kernels.run_lanes`). Each thread computes the gate conditioning of its own items, then
+    runs their lanes (the kernel releases the GIL).
 
     precision: the mat-vec weights as "float32" (the module's own), "bf16" or "int8" (panels
-    of `weights.pack_stack`; see "reduced-precision panels" above for the arithmetic)."""
+    of `weights.pack_stack`; see kernels.py, "reduced-precision panels", for the arithmetic)."""
 
     def __init__(self, wavenet: WaveNet, lengths: list[int], spec: SamplerSpec, first_input: int,
                  forced: torch.Tensor | None = None, keep_logits: bool = False, threads: int = 1,
@@ -565,32 +69,28 @@ class FastPath:
         self.packed = precision != "float32"
         self.panels = pack_stack(self.w, precision) if self.packed else no_panels()
         sizes = history_sizes(wavenet)
-        self.ring_off = np.cumsum([0] + sizes[:-1]).astype(np.int64)
-        self.ring_mask = np.array(sizes, dtype=np.int64) - 1
         self.plan = plan_lanes(lengths, threads)
-        lanes, R = len(self.plan.lane_item), self.w.embed.shape[1]
-        self.ring = np.zeros((lanes, sum(sizes), R), np.float32)
-        self.prev = np.full(lanes, int(first_input), np.int64)
+        n_lanes, R = len(self.plan.lane_item), self.w.embed.shape[1]
+        self.lanes = Lanes(self.plan.lane_item, self.plan.lane_len, self.plan.lane_row,
+                           np.full(n_lanes, int(first_input), np.int64),
+                           np.zeros((n_lanes, sum(sizes), R), np.float32),
+                           np.cumsum([0] + sizes[:-1]).astype(np.int64), np.array(sizes, dtype=np.int64) - 1)
         # outputs of a window of steps base … base + W − 1 (default all steps)
         B, W, O = len(lengths), window or max(lengths), self.w.head2.shape[0]
         self.spec, self.base = spec, 0
-        self.classes = np.zeros((B, W), np.int64)
-        self.values = np.zeros((B, W), np.float32)
+        self.out = Outputs(np.zeros((B, W), np.int64), np.zeros((B, W), np.float32),
+                           np.zeros((B, W, O) if keep_logits else (1, 1, 1), np.float32))
         self.forced = (np.zeros((1, 1), np.int64) if forced is None
                        else np.ascontiguousarray(forced.cpu().numpy().astype(np.int64)))
-        self.logits = np.zeros((B, W, O) if keep_logits else (1, 1, 1), np.float32)
         self.keep_logits, self.use_forced = keep_logits, forced is not None
         self.threads = len(self.plan.units)
         self.pool = ThreadPoolExecutor(self.threads) if self.threads > 1 else None
 
     def _thread(self, k: int, t0: int, n: int, cond, chunk: int, uniforms: np.ndarray) -> None:
         rows = np.ascontiguousarray(cond.rows(t0, chunk, self.plan.items[k]).cpu().numpy(), dtype=np.float32)
-        p, s = self.plan, self.spec
-        for lane0, width in p.units[k]:
-            run_lanes(lane0, width, t0, n, self.w, self.panels, self.packed, self.ring_off, self.ring_mask, self.ring, self.prev,
-                      p.lane_item, p.lane_len, rows, p.lane_row, cond.hold, uniforms, s.kind, s.temperature,
-                      s.mixtures, s.log_scale_min, s.mu_law_levels, self.forced, self.use_forced,
-                      self.base, self.classes, self.values, self.logits, self.keep_logits)
+        for lane0, width in self.plan.units[k]:
+            run_lanes(lane0, width, t0, n, self.w, self.panels, self.packed, self.lanes, rows, cond.hold, uniforms,
+                      self.spec, self.forced, self.use_forced, self.out, self.base, self.keep_logits)
 
     def run(self, t0: int, n: int, cond, chunk: int, uniforms: torch.Tensor) -> None:
         """Steps t0 … t0 + n − 1 with conditioning `cond` (a GateConditioning, asked for
@@ -605,7 +105,7 @@ class FastPath:
 
     def results(self):
         """(classes, values, logits or None) of the window: (B, W) int64, (B, W) float32, (B, W, O)."""
-        return self.classes, self.values, (self.logits if self.keep_logits else None)
+        return self.out.classes, self.out.values, (self.out.logits if self.keep_logits else None)
 
     def close(self) -> None:
         if self.pool is not None:

@@ -1,10 +1,13 @@
-"""The PyTorch incremental path: a WaveNet one step at a time with plain tensor ops.
+"""The PyTorch incremental path: a network one step at a time with plain tensor ops.
 
-Device-agnostic (it is the path used on CUDA) and the reference the fast CPU kernel is
-tested against. Per layer, a ring buffer holds the last inputs (a power-of-two length
-larger than the layer's history; never-written slots are the zero left-padding of the
-parallel `forward`), the taps are gathered from it, and the gate conditioning of the step
-comes precomputed from `GateConditioning`.
+`TorchPath` runs any network's PyTorch step (`network.incremental(batch)`: an object with
+`device`, `outputs` and `step(t, inputs, cond) → logits`; nn/decoders/base.py). `TorchStack`
+is the WaveNet's: device-agnostic (it is the path used on CUDA) and the reference the numba
+kernels are tested against. Per layer, a ring buffer holds the last inputs (a power-of-two
+length larger than the layer's history; never-written slots are the zero left-padding of
+the parallel `forward`), the taps are gathered from it, and the gate conditioning of the
+step comes precomputed from `GateConditioning`. It also offers `step_at` (the step as a
+function of device tensors only), which the CUDA graph captures.
 """
 from __future__ import annotations
 
@@ -50,6 +53,11 @@ class TorchStack:
         t = torch.arange(self.period)[:, None]
         self.slots = torch.stack([(t - back * d) % size for size, d in zip(self.sizes, self.dilations)], 1)
         self.slots = self.slots.to(self.w.embed.device)
+        self.device, self.outputs = self.w.embed.device, self.w.head2.shape[0]
+
+    def state(self) -> list[torch.Tensor]:
+        """The tensors a step changes (what a CUDA graph's warm-up must put back)."""
+        return list(self.rings)
 
     def step(self, t: int, inputs: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         """Step t: input classes (B,) int64 and gate conditioning (B, L, G) → logits (B, O)."""
@@ -78,24 +86,23 @@ class TorchStack:
 
 
 class TorchPath:
-    """Generation (or teacher forcing) over chunks of steps with `TorchStack`."""
+    """Generation (or teacher forcing) over chunks of steps with a network's PyTorch step."""
 
-    def __init__(self, wavenet: WaveNet, lengths: list[int], spec: SamplerSpec, first_input: int,
+    def __init__(self, network, lengths: list[int], spec: SamplerSpec, first_input: int,
                  forced: torch.Tensor | None = None, keep_logits: bool = False, window: int | None = None):
         # outputs of a window of steps base … base + T − 1 (default all steps)
         B, T = len(lengths), window or max(lengths)
-        self.stack = TorchStack(wavenet, B)
+        self.stack = network.incremental(B)
         self.spec, self.lengths, self.base = spec, lengths, 0
-        device = self.stack.w.embed.device
+        device = self.stack.device
         self.forced = None if forced is None else forced.to(device)
         self.prev = torch.full((B,), int(first_input), dtype=torch.int64, device=device)
         self.classes = torch.zeros(B, T, dtype=torch.int64, device=device)
         self.values = torch.zeros(B, T, dtype=torch.float32, device=device)
-        O = self.stack.w.head2.shape[0]
-        self.logits = torch.zeros(B, T, O, device=device) if keep_logits else None
+        self.logits = torch.zeros(B, T, self.stack.outputs, device=device) if keep_logits else None
         # on CUDA: one step captured in a CUDA graph, replayed per step (cuda_graph.py)
         self.static = (StaticSteps(self.stack, spec, first_input, forced is not None, keep_logits)
-                       if wanted(device) else None)
+                       if wanted(device) and hasattr(self.stack, "step_at") else None)
 
     @torch.no_grad()
     def run(self, t0: int, n: int, cond, chunk: int, uniforms: torch.Tensor) -> None:

@@ -1,8 +1,8 @@
 """Output distributions of the WaveNet: a categorical over µ-law bins (the paper) and a
 discretized mixture of logistics (PixelCNN++ / Parallel WaveNet) over 16-bit amplitudes.
 
-Both expose the same three operations on logits (B, C, T): `nll` (mean per sample, nats),
-`sample(logits_t, temperature)` for one time step (B, C) → (B,) values, and `to_waveform`.
+Both expose `nll` on logits (B, C, T) (mean per sample, nats) and `to_waveform`; sampling from
+either is the one rule of generate/sampling.py.
 """
 from __future__ import annotations
 
@@ -24,17 +24,6 @@ class Categorical:
     def nll(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """logits (B, C, T), target (B, T) int64 → mean NLL in nats."""
         return F.cross_entropy(logits.float(), target)
-
-    def sample(self, logits: torch.Tensor, temperature: float = 1.0, generator=None,
-               top_k: int = 0) -> torch.Tensor:
-        """logits (B, C) → (B,) int64; temperature 0 = argmax."""
-        if temperature <= 0:
-            return logits.argmax(-1)
-        logits = logits.float() / temperature
-        if top_k and top_k < logits.shape[-1]:
-            kth = logits.topk(top_k, -1).values[..., -1:]
-            logits = logits.masked_fill(logits < kth, float("-inf"))
-        return torch.multinomial(logits.softmax(-1), 1, generator=generator).squeeze(-1)
 
     def to_waveform(self, values: torch.Tensor) -> torch.Tensor:
         return mu_law_decode(values, self.classes) if self.mu_law else values
@@ -81,20 +70,6 @@ class LogisticMixture:
                                 torch.where(x > 0.999, log_one_minus_cdf_min, inner))
         log_probs = log_probs + F.log_softmax(w, dim=1)
         return -torch.logsumexp(log_probs, dim=1).mean()
-
-    def sample(self, logits: torch.Tensor, temperature: float = 1.0, generator=None,
-               top_k: int = 0) -> torch.Tensor:
-        """logits (B, 3M) → (B,) floats in [-1, 1]; temperature scales the logistic spread
-        (0 = the mean of the most likely component)."""
-        w, mu, log_s = self._split(logits.unsqueeze(-1))
-        w, mu, log_s = w[..., 0], mu[..., 0], log_s[..., 0]
-        if temperature <= 0:
-            k = w.argmax(-1, keepdim=True)
-            return mu.gather(-1, k).squeeze(-1).clamp(-1, 1)
-        k = torch.multinomial(w.softmax(-1), 1, generator=generator)
-        u = torch.rand(k.shape, generator=generator, device=logits.device).clamp(1e-5, 1 - 1e-5)
-        x = mu.gather(-1, k) + temperature * log_s.gather(-1, k).exp() * (torch.log(u) - torch.log1p(-u))
-        return x.squeeze(-1).clamp(-1, 1)
 
     def to_waveform(self, values: torch.Tensor) -> torch.Tensor:
         return values

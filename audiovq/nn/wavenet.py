@@ -4,15 +4,14 @@ convolutions with gated tanh·sigmoid units, residual and skip connections, opti
 
 One class serves the VQ-VAE decoder (input: previous µ-law sample, local conditioning: the
 upsampled codes, global: the speaker) and the prior over codes (input: previous code,
-global: the speaker). `forward` is the parallel, teacher-forced pass used in training;
-`start`/`step` run the same arithmetic one time step at a time with cached per-layer
-history (the reference incremental path; `audiovq.generate` has the fast CPU one).
+global: the speaker). `forward` is the parallel, teacher-forced pass used in training.
+Generation runs the same arithmetic one step at a time from one description of the weights
+(generate/weights.py), on two backends: PyTorch ops on any device (`incremental`,
+generate/incremental.py) and a numba kernel on the CPU (generate/kernels.py).
 """
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -57,14 +56,6 @@ class GatedLayer(nn.Module):
         h = self.gated(self.conv(F.pad(x, (self.history, 0))), cond)
         res = None if self.res is None else (x + self.res(h)) * math.sqrt(0.5)
         return res, self.skip(h)
-
-
-@dataclass
-class StepState:
-    """Cached history for incremental decoding: per layer, its last `history` inputs."""
-    buffers: list[torch.Tensor]  # layer l: (B, residual, history_l)
-    cond: list[torch.Tensor | None]  # layer l: (B, gate, T) or (B, gate, 1) precomputed
-    t: int = 0
 
 
 class WaveNet(nn.Module):
@@ -112,31 +103,23 @@ class WaveNet(nn.Module):
             skips = skips + s
         return self.head(skips)
 
-    # ------------------------------------------------------------ incremental
-    def start(self, batch: int, local: torch.Tensor | None = None,
-              glob: torch.Tensor | None = None) -> StepState:
-        """Empty history (as the zero left-padding of `forward`) and precomputed conditioning."""
-        p = self.embed.weight
-        buffers = [p.new_zeros(batch, p.shape[1], layer.history) for layer in self.layers]
-        cond = [layer.conditioning(local, glob) for layer in self.layers]
-        return StepState(buffers, cond, 0)
+    # ------------------------------------------------------------ generation
+    def step_conditioning(self, local, glob: torch.Tensor | None, batch: int):
+        """Per-step gate conditioning of every layer, a chunk of steps at a time, for `local`
+        (a LocalSource or (B, C_l, T) tensor) and `glob` (B, C_g) (generate/conditioning.py)."""
+        from ..generate.conditioning import GateConditioning
+        from ..generate.weights import gate_weights
+        return GateConditioning(gate_weights(self), len(self.layers), batch, local, glob)
 
-    def step(self, inputs: torch.Tensor, state: StepState) -> torch.Tensor:
-        """One time step: inputs (B,) int64 → logits (B, out). Advances `state` in place."""
-        x = self.embed(inputs).unsqueeze(-1)  # (B, residual, 1)
-        skips = 0
-        t = state.t
-        for i, layer in enumerate(self.layers):
-            window = torch.cat([state.buffers[i], x], dim=-1)  # (B, R, history + 1)
-            taps = window[..., :: layer.dilation] if layer.dilation > 1 else window
-            pre = F.conv1d(taps, layer.conv.weight, layer.conv.bias)  # (B, gate, 1)
-            c = state.cond[i]
-            if c is not None:
-                c = c[..., t:t + 1] if c.shape[-1] > 1 else c
-            h = layer.gated(pre, c)
-            state.buffers[i] = window[..., 1:]
-            skips = skips + layer.skip(h)
-            if layer.res is not None:
-                x = (x + layer.res(h)) * math.sqrt(0.5)
-        state.t += 1
-        return self.head(skips)[..., 0]
+    def incremental(self, batch: int):
+        """The PyTorch one-step backend for `batch` sequences (generate/incremental.TorchStack)."""
+        from ..generate.incremental import TorchStack
+        return TorchStack(self, batch)
+
+    @property
+    def input_classes(self) -> int:
+        return self.embed.num_embeddings
+
+    @property
+    def output_channels(self) -> int:
+        return self.head[-1].out_channels
