@@ -4,7 +4,7 @@ NUMBA_CACHE_DIR and again in one that finds it filled, writes identical files.
 
 (The int8 kernel once rounded its inputs with `np.rint` inside a function that inherited
 fast-math from its caller; LLVM lowered that rounding one way when compiling and another in
-the object code it cached. fast.py's `_EXACT` and `_quantize` say how it is kept exact.)
+the object code it cached. kernels.py's `_EXACT` and `_quantize` say how it is kept exact.)
 """
 from __future__ import annotations
 

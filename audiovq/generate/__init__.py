@@ -5,10 +5,12 @@
     for block in stream(model, codes, speakers, lengths):  # the same samples, a block at a time
         ...
 
-Modules: `engine` (the entry points), `conditioning` (per-chunk gate conditioning),
-`sampling` (uniform streams, inverse-CDF rules), `incremental` (PyTorch path, any device),
-`fast` (numba CPU kernel, float32 or reduced-precision weights), `weights` (fused and packed
-weight layouts exported from the module), `cuda_graph` (one step captured as a CUDA graph).
+Modules: `engine` (the entry points; decoders are reached through nn/decoders/base.py only),
+`conditioning` (per-chunk gate conditioning), `sampling` (the one sampling rule, uniform
+streams), `incremental` (the PyTorch backend, any device), `cuda_graph` (one step captured
+as a CUDA graph), `fast` (the numba backend's lanes and threads) over `kernels` (all numba and
+LLVM-IR code: float32 or reduced-precision weights), `weights` (fused and packed weight
+layouts exported from the module: the one description both backends run).
 """
 from .engine import GenerationResult, Generated, generate, generate_wavenet, stream, teacher_forced_logits
 

@@ -180,7 +180,7 @@ def generate_wavenet(wavenet: WaveNet, steps: int | Sequence[int] | torch.Tensor
     seed[b]), so batch and one-by-one generation agree. fast: use the numba kernel when
     the model is on the CPU (other devices always run the PyTorch path). threads: CPU
     threads (default torch's). precision: the fast path's mat-vec weights, "float32",
-    "bf16" or "int8" (faster at batch 1, logits within ~1% rms; see `fast.py`).
+    "bf16" or "int8" (faster at batch 1, logits within ~1% rms; see `kernels.py`).
     """
     batch = None
     for c in (local, glob):

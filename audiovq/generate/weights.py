@@ -93,7 +93,7 @@ def history_sizes(wavenet: WaveNet) -> list[int]:
 # ---------------------------------------------------------------- reduced-precision panels
 # One step at batch 1 reads every weight once; in float32 that is ~2.5 MB for the reference
 # decoder, more than a core's L2. The fast path can instead read int8 or bfloat16 weights in
-# "panels": a matrix (O, I) becomes (⌈O / PANEL⌉, I, PANEL), so the kernels (fast.py) keep
+# "panels": a matrix (O, I) becomes (⌈O / PANEL⌉, I, PANEL), so the kernels (kernels.py) keep
 # PANEL outputs in vector registers and stream one contiguous PANEL-wide row per input,
 # with no horizontal sums. int8 panels hold pairs of inputs side by side,
 # (⌈O / PANEL⌉, ⌈I / 2⌉, PANEL, 2), for 16-bit pair multiply-adds (pmaddwd / vpdpwssd).
