@@ -66,6 +66,8 @@ class DecoderConfig(WaveNetStackConfig):
     speaker_dim: int = 64
     preemphasis: float = 0.0     # the decoder models x[n] − a·x[n−1] (LPCNet uses 0.85; 0 = off)
     input_noise: float = 0.0     # training only: Gaussian noise (std, µ-law bins) on the decoder's inputs
+    lpc_order: int = 12          # source_filter: all-pole envelope order
+    envelope_weight: float = 1.0  # source_filter: weight of the frame-level envelope loss
 
 
 @dataclass
@@ -163,6 +165,8 @@ RULES: dict[str, list[tuple[str, Any, str]]] = {
         ("model.decoder.classes", lambda v: v >= 2, "must be at least 2"),
         ("model.decoder.preemphasis", lambda v: 0 <= v < 1, "must be in [0, 1)"),
         ("model.decoder.input_noise", lambda v: 0 <= v <= 16, "must be between 0 and 16 (µ-law bins)"),
+        ("model.decoder.lpc_order", lambda v: 1 <= v <= 48, "must be between 1 and 48"),
+        ("model.decoder.envelope_weight", lambda v: v >= 0, "must be non-negative"),
         ("data.sample_rate", lambda v: 4000 <= v <= 48000, "must be between 4000 and 48000"),
         ("data.segment", lambda v: v > 0, "must be positive"),
         ("data.perturb_semitones", lambda v: 0 <= v <= 12, "must be between 0 and 12"),

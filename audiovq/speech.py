@@ -7,6 +7,7 @@ import torch
 
 from . import config as config_mod
 from .corpus import ensure_prepared
+from .errors import AudioVQError
 from .data.datasets import AudioBatch, SegmentSource
 from .data.perturb import perturb_batch, random_factors
 from .data.manifest import Manifest
@@ -31,11 +32,12 @@ def validate(model: AudioVQVAE, batch, device) -> dict:
     """NLL with the true codes and with another utterance's codes (the collapse guard),
     plus codebook statistics, on a fixed set of held-out segments."""
     wav, speaker = batch.wav.to(device), batch.speaker.to(device)
-    out = model(wav, speaker)
+    pitch = None if batch.pitch is None else batch.pitch.to(device)
+    out = model(wav, speaker, pitch=pitch)
     result = {"nll": float(out.nll), "perplexity": float(out.vq.perplexity), "usage": float(out.vq.usage),
               "bits": float(out.vq.entropy_bits)}
     if wav.shape[0] > 1:
-        wrong = float(model.reconstruction(wav, out.vq.quantized.roll(1, dims=0), speaker)[0])
+        wrong = float(model.reconstruction(wav, out.vq.quantized.roll(1, dims=0), speaker, pitch=pitch)[0])
         result["nll_wrong_codes"] = wrong
         result["code_gap"] = wrong - result["nll"]
     result["code_histogram"] = out.vq.indices.flatten().float().cpu()
@@ -50,8 +52,20 @@ def train_vqvae(cfg) -> TrainResult:
     ids = [s["id"] for s in speakers]
     torch.manual_seed(cfg.train.seed)  # identical initial weights on every rank
     model = build_model(cfg, len(ids))
-    source = SegmentSource(manifest, "train", cfg.data.segment, ids, cfg.data.cache_gb * 1e9)
-    val_batch = SegmentSource(manifest, "val", cfg.data.segment, ids, 0.2e9).fixed(cfg.data.val_segments)
+    pitch_hop, extra_pitch = None, {}
+    if model.decoder.needs_pitch:  # F0 tracked once per corpus and frame size, kept beside it
+        from .data.pitch import ensure_pitch
+        from .filelock import folder_lock
+        with folder_lock(manifest.root / f"pitch-{model.hop}"):
+            tracked = ensure_pitch(manifest, model.hop, progress=d.main)
+        missing = [s for s in ids if s not in tracked.speakers]
+        if missing:
+            raise AudioVQError(f"{manifest.root}: no voiced frames to measure the pitch of {', '.join(missing)}")
+        model.decoder.set_pitch_stats([tracked.speakers[s] for s in ids])
+        pitch_hop = model.hop
+        extra_pitch = {"pitch": {s: tracked.speakers[s]._asdict() for s in ids}}
+    source = SegmentSource(manifest, "train", cfg.data.segment, ids, cfg.data.cache_gb * 1e9, pitch_hop)
+    val_batch = SegmentSource(manifest, "val", cfg.data.segment, ids, 0.2e9, pitch_hop).fixed(cfg.data.val_segments)
 
     listener = None
     if cfg.train.listen and cfg.train.val_every and d.main:
@@ -84,7 +98,7 @@ def train_vqvae(cfg) -> TrainResult:
         return batch
 
     extra = {"speakers": speakers, "sample_rate": cfg.data.sample_rate, "code_rate": model.code_rate,
-             "hop": model.hop, "corpus": str(manifest.root)}
+             "hop": model.hop, "corpus": str(manifest.root), **extra_pitch}
     trainer = Trainer(cfg.train, model, kind="vqvae", config=config_mod.to_dict(cfg), extra=extra,
                       next_batch=next_batch,
                       scalars=lambda out: out.scalars(model.code_rate), validate=check,

@@ -223,7 +223,7 @@ def generate(model: AudioVQVAE, indices: torch.Tensor, speaker: torch.Tensor,
              lengths: Sequence[int] | torch.Tensor | None = None, temperature: float = 1.0,
              seed: int | Sequence[int] = 0, fast: bool = True, progress: bool = False,
              threads: int | None = None, precision: str = "float32", top_k: int = 0,
-             floor: float = 0.0) -> GenerationResult:
+             floor: float = 0.0, pitch: list | None = None) -> GenerationResult:
     """Decode codes to waveforms with the VQ-VAE's decoder.
 
     indices (B, F) int64 codes (padded), speaker (B,) int64, lengths (B,) samples to generate
@@ -233,7 +233,7 @@ def generate(model: AudioVQVAE, indices: torch.Tensor, speaker: torch.Tensor,
     """
     t = time.perf_counter()
     blocks = stream(model, indices, speaker, lengths, temperature, seed, fast, threads, block=None,
-                    progress=progress, precision=precision, top_k=top_k, floor=floor)
+                    progress=progress, precision=precision, top_k=top_k, floor=floor, pitch=pitch)
     audio = [np.concatenate(parts) for parts in zip(*(b.audio for b in blocks))]
     seconds = time.perf_counter() - t
     total = sum(a.size for a in audio)
@@ -247,7 +247,7 @@ def stream(model: AudioVQVAE, indices: torch.Tensor, speaker: torch.Tensor,
            lengths: Sequence[int] | torch.Tensor | None = None, temperature: float = 1.0,
            seed: int | Sequence[int] = 0, fast: bool = True, threads: int | None = None,
            block: int | None = BLOCK, progress: bool = False, precision: str = "float32", top_k: int = 0,
-           floor: float = 0.0) -> Iterator[AudioBlock]:
+           floor: float = 0.0, pitch: list | None = None) -> Iterator[AudioBlock]:
     """`generate`, a block of `block` samples at a time (rounded up to whole chunks of steps,
     `CHUNK` or the next multiple of the hop; None: all in one block; an item's blocks are
     empty once it has ended).
@@ -279,7 +279,9 @@ def stream(model: AudioVQVAE, indices: torch.Tensor, speaker: torch.Tensor,
     if not 0 <= int(speaker.min()) <= int(speaker.max()) < speakers:
         raise AudioVQError(f"speakers must be in 0 … {speakers - 1}, got {speaker.tolist()}")
     check_precision(decoder.network, fast, precision)
-    inputs = decoder.step_inputs(model.quantizer, indices, speaker, [-(-n // hop) for n in lengths])
+    if pitch is not None and len(pitch) != B:
+        raise AudioVQError(f"{len(pitch)} F0 tracks for a batch of {B}")
+    inputs = decoder.step_inputs(model.quantizer, indices, speaker, [-(-n // hop) for n in lengths], pitch)
     windows = _windows(decoder.network, lengths, inputs.local, inputs.glob, spec, decoder.first_input, seeds, fast,
                        threads, progress, block, precision=precision)
     return _decoded(decoder, windows, lengths, spec)
@@ -290,7 +292,7 @@ def _decoded(decoder, windows: Iterator[Window], lengths: list[int], spec: Sampl
     filters = [decoder.waveform_filter() for _ in lengths]
     t = time.perf_counter()
     for w in windows:
-        out = w.classes if spec.kind == CATEGORICAL else w.values
+        out = decoder.generated(w.classes, w.values)
         audio = []
         for b, n in enumerate(lengths):
             audio.append(decoder.to_waveform(out[b, :max(0, min(n - w.start, out.shape[1]))], filters[b]))

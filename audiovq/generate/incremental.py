@@ -66,9 +66,12 @@ class TorchStack:
     def step_at(self, slots: torch.Tensor, inputs: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         """One step given the ring slots of every layer's taps (L, K) int64 (a row of `slots`;
         the last tap is this step's slot): inputs (B,) int64, cond (B, L, G) → logits (B, O)."""
+        return self.step_embedded(slots, self.w.embed.index_select(0, inputs), cond)
+
+    def step_embedded(self, slots: torch.Tensor, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        """`step_at` from the embedded input x (B, R) (a caller that embeds several inputs)."""
         w = self.w
         half = math.sqrt(0.5)
-        x = w.embed.index_select(0, inputs)  # (B, R)
         hs = []
         last = len(self.rings) - 1
         for l, (ring, slot) in enumerate(zip(self.rings, slots)):
@@ -93,6 +96,7 @@ class TorchPath:
         # outputs of a window of steps base … base + T − 1 (default all steps)
         B, T = len(lengths), window or max(lengths)
         self.stack = network.incremental(B)
+        self.observe = getattr(self.stack, "observe", None)
         self.spec, self.lengths, self.base = spec, lengths, 0
         device = self.stack.device
         self.forced = None if forced is None else forced.to(device)
@@ -102,7 +106,7 @@ class TorchPath:
         self.logits = torch.zeros(B, T, self.stack.outputs, device=device) if keep_logits else None
         # on CUDA: one step captured in a CUDA graph, replayed per step (cuda_graph.py)
         self.static = (StaticSteps(self.stack, spec, first_input, forced is not None, keep_logits)
-                       if wanted(device) and hasattr(self.stack, "step_at") else None)
+                       if wanted(device) and hasattr(self.stack, "step_at") and self.observe is None else None)
 
     @torch.no_grad()
     def run(self, t0: int, n: int, cond, chunk: int, uniforms: torch.Tensor) -> None:
@@ -133,6 +137,8 @@ class TorchPath:
                 self.logits[:, t - self.base] = logits
             if self.forced is None:
                 self.prev, values = sample(self.spec, logits, uniforms[:, j])
+                if self.observe is not None:  # a network that makes its output from the sample
+                    values = self.observe(self.prev, values)
                 self.classes[:, t - self.base] = self.prev
                 self.values[:, t - self.base] = values
 

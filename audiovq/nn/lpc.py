@@ -45,7 +45,8 @@ def analyse(signal: torch.Tensor, hop: int, order: int, window: int | None = Non
     if framed.shape[1] < frames:
         framed = F.pad(framed, (0, 0, 0, frames - framed.shape[1]))
     windowed = diffsptk.Window(window, window="hanning", norm="power")(framed)
-    coeffs = diffsptk.LinearPredictiveCodingAnalysis(window, order, dtype=torch.float64)(windowed)
+    # eps: a floor on the autocorrelation matrix, so silent frames (all zeros) give a flat envelope
+    coeffs = diffsptk.LinearPredictiveCodingAnalysis(window, order, eps=1e-9, dtype=torch.float64)(windowed)
     gain, lpc = coeffs[..., 0], coeffs[..., 1:]
     parcor = diffsptk.LinearPredictiveCoefficientsToParcorCoefficients(order)(coeffs)[..., 1:]
     dtype = signal.dtype

@@ -44,7 +44,7 @@ class VQVAEOutput(NamedTuple):
                 "commitment": float(self.vq.commitment), "codebook": float(self.vq.codebook_loss),
                 "perplexity": float(self.vq.perplexity), "usage": float(self.vq.usage),
                 "bits": float(self.vq.entropy_bits), "bitrate": float(self.vq.entropy_bits) * code_rate,
-                **{k: float(v) for k, v in self.decoder_scalars.items()}}
+                **{k: float(v.detach() if isinstance(v, torch.Tensor) else v) for k, v in self.decoder_scalars.items()}}
 
 
 def _upgrade_state(module, state_dict, prefix, *args) -> None:
@@ -83,18 +83,19 @@ class AudioVQVAE(nn.Module):
         self._register_load_state_dict_pre_hook(_upgrade_state, with_module=True)
 
     def forward(self, wav: torch.Tensor, speaker: torch.Tensor, encoder_wav: torch.Tensor | None = None,
-                decoder_noise: torch.Tensor | None = None) -> VQVAEOutput:
+                decoder_noise: torch.Tensor | None = None, pitch: torch.Tensor | None = None) -> VQVAEOutput:
         """`encoder_wav` (B, T): a perturbed copy for the encoder; the decoder still models `wav`.
-        `decoder_noise` (B, T): standard normal draws for the decoder's input noise."""
+        `decoder_noise` (B, T): standard normal draws for the decoder's input noise. `pitch`
+        (B, T / hop): F0 per code frame, for a decoder that needs it."""
         vq = self.quantizer(self.encoder(wav if encoder_wav is None else encoder_wav))
-        out = self.decoder(wav, vq.quantized, speaker, decoder_noise)
+        out = self.decoder(wav, vq.quantized, speaker, decoder_noise, pitch)
         return VQVAEOutput(out.loss + vq.loss, out.nll, vq, out.logits, out.scalars)
 
     def reconstruction(self, wav: torch.Tensor, quantized: torch.Tensor, speaker: torch.Tensor,
-                       decoder_noise: torch.Tensor | None = None):
+                       decoder_noise: torch.Tensor | None = None, pitch: torch.Tensor | None = None):
         """Teacher-forced decoder NLL (nats per sample) of wav (B, T) given codewords
         (B, D, T / hop) and speakers (B,); returns (nll, logits (B, C_out, T))."""
-        out = self.decoder(wav, quantized, speaker, decoder_noise)
+        out = self.decoder(wav, quantized, speaker, decoder_noise, pitch)
         return out.nll, out.logits
 
     def to_waveform(self, values: torch.Tensor | np.ndarray, filter: Deemphasis | None = None) -> np.ndarray:

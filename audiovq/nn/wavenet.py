@@ -93,10 +93,11 @@ class WaveNet(nn.Module):
         return cls(in_classes, out_channels, dilations, stack.residual_channels, stack.gate_channels,
                    stack.skip_channels, stack.kernel_size, local_channels, global_channels)
 
-    def forward(self, inputs: torch.Tensor, local: torch.Tensor | None = None,
-                glob: torch.Tensor | None = None) -> torch.Tensor:
-        """inputs (B, T) int64; local (B, C_l, T); glob (B, C_g) → logits (B, out, T)."""
-        x = self.embed(inputs).transpose(1, 2)
+    def forward(self, inputs: torch.Tensor | None, local: torch.Tensor | None = None,
+                glob: torch.Tensor | None = None, embedded: torch.Tensor | None = None) -> torch.Tensor:
+        """inputs (B, T) int64; local (B, C_l, T); glob (B, C_g) → logits (B, out, T).
+        `embedded` (B, T, R) replaces the input embedding (a caller that embeds several inputs)."""
+        x = (self.embed(inputs) if embedded is None else embedded).transpose(1, 2)
         skips = 0
         for layer in self.layers:
             x, s = layer(x, layer.conditioning(local, glob))

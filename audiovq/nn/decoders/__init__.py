@@ -31,5 +31,7 @@ def build_decoder(cfg, code_dim: int, hop: int, num_speakers: int, sample_rate: 
 
 from .base import Decoder, DecoderOutput, StepInputs  # noqa: E402
 from .wavenet import WaveNetDecoder  # noqa: E402  (registers "wavenet")
+from .source_filter import SourceFilterDecoder  # noqa: E402  (registers "source_filter")
 
-__all__ = ["KINDS", "Decoder", "DecoderOutput", "StepInputs", "WaveNetDecoder", "build_decoder", "register"]
+__all__ = ["KINDS", "Decoder", "DecoderOutput", "SourceFilterDecoder", "StepInputs", "WaveNetDecoder",
+           "build_decoder", "register"]

@@ -58,6 +58,7 @@ class Decoder(nn.Module):
     """
 
     kind: ClassVar[str] = ""
+    needs_pitch: ClassVar[bool] = False  # trained and run with F0 per code frame (data/pitch.py)
 
     def __init__(self, hop: int, sample_rate: int, classes: int, preemphasis: float):
         super().__init__()
@@ -66,16 +67,20 @@ class Decoder(nn.Module):
 
     # ------------------------------------------------------------ training
     def forward(self, wav: torch.Tensor, codewords: torch.Tensor, speaker: torch.Tensor,
-                noise: torch.Tensor | None = None) -> DecoderOutput:
+                noise: torch.Tensor | None = None, pitch: torch.Tensor | None = None) -> DecoderOutput:
         """Teacher-forced loss of wav (B, T) given codewords (B, D, T / hop) and speakers (B,);
-        `noise` (B, T): standard normal draws for any training-time input noise."""
+        `noise` (B, T): standard normal draws for any training-time input noise; `pitch`
+        (B, T / hop): F0 in Hz per code frame (0 = unvoiced), for a decoder that `needs_pitch`."""
         raise NotImplementedError
 
     # ------------------------------------------------------------ generation
-    def step_inputs(self, codebook, indices: torch.Tensor, speaker: torch.Tensor, frames: list[int]) -> StepInputs:
+    def step_inputs(self, codebook, indices: torch.Tensor, speaker: torch.Tensor, frames: list[int],
+                    pitch: list | None = None) -> StepInputs:
         """Conditioning of the network for codes (B, F) int64 (looked up in `codebook`, a
-        VectorQuantizer), speakers (B,) and each item's frame count: computed at the frame
-        rate, a window at a time, so a long file's conditioning never exists whole."""
+        VectorQuantizer), speakers (B,) and each item's frame count, computed at the frame
+        rate (a window at a time where the decoder can, so a long file's conditioning never
+        exists whole); `pitch`: per item, F0 (F_b,) Hz per code frame, or None (a decoder
+        that uses pitch then predicts it)."""
         raise NotImplementedError
 
     @property
@@ -91,6 +96,12 @@ class Decoder(nn.Module):
         """The sampling rule of this decoder's output at these settings (generate/sampling.py)."""
         from ...generate.sampling import sampler_for
         return sampler_for(self.output, temperature, top_k, floor)
+
+    def generated(self, classes: np.ndarray, values: np.ndarray) -> np.ndarray:
+        """Which of the engine's outputs (B, W) `to_waveform` reads: the sampled classes of a
+        categorical, the amplitudes of a mixture (or, for a network with an `observe` step,
+        what that returned)."""
+        return classes if isinstance(self.output, Categorical) else values
 
     def to_waveform(self, values: torch.Tensor | np.ndarray, filter: Deemphasis | None = None) -> np.ndarray:
         """Generated values (T,) (µ-law bins, or amplitudes for the mixture output) → the

@@ -58,7 +58,7 @@ class WaveNetDecoder(Decoder):
                                            cfg.speaker_dim)
         self.input_noise = float(cfg.input_noise)
 
-    def forward(self, wav, codewords, speaker, noise=None) -> DecoderOutput:
+    def forward(self, wav, codewords, speaker, noise=None, pitch=None) -> DecoderOutput:
         local, glob = self.conditioner(codewords), self.speakers(speaker)
         signal = preemphasis(wav, self.preemphasis)  # what the network models (emphasis.py)
         logits = self.network(self.inputs(signal, noise), local[..., : wav.shape[-1]], glob)
@@ -83,7 +83,7 @@ class WaveNetDecoder(Decoder):
             q = (q + (noise.to(q.device) * self.input_noise).round().long()).clamp_(0, self.classes - 1)
         return F.pad(q[:, :-1], (1, 0), value=self.first_input)
 
-    def step_inputs(self, codebook, indices, speaker, frames) -> StepInputs:
+    def step_inputs(self, codebook, indices, speaker, frames, pitch=None) -> StepInputs:
         from ...generate.conditioning import WindowedCodes
         device = self.speakers.weight.device
         with torch.no_grad():

@@ -1,0 +1,287 @@
+"""A source-filter decoder (LPCNet, Valin & Skoglund 2019, with the envelope predicted from
+the codes as in end-to-end LPCNet, Subramani et al. 2022): the spectral envelope comes from
+the codes at the frame rate, linear prediction imposes it, and the sample-rate WaveNet models
+only the excitation, with explicit pitch.
+
+Frame rate, per code frame f (`frames`):
+    [codeword, speaker embedding, normalised log-F0, voicing] ─convs─► h_f (C)
+    h_f ─► log-area ratios (M) and log-gain of the envelope: PARCOR k = tanh(LAR / 2), so the
+           all-pole filter is stable whatever the network outputs (nn/lpc.py)
+    h_f ─► the excitation network's local conditioning (held over the frame's hop samples)
+    [codeword (no gradient), speaker] ─convs─► normalised log-F0 and voicing (the F0 head:
+           used when no F0 is given, e.g. for `sample`)
+
+Sample rate (`ExcitationNet`): with s the pre-emphasised signal, p[n] = −Σ aₘ s[n − m] its
+prediction from the frame's (interpolated) coefficients and e = s − p the excitation, the
+WaveNet reads the sum of embeddings of µ-law(e[n−1]), µ-law(p[n]) and µ-law(s[n−1]) and
+outputs a categorical over µ-law(e[n]); generation samples e[n] and makes s[n] = p[n] + e[n].
+
+Training loss = NLL(e) + envelope_weight · (‖LAR − LAR_true‖² + (log g − log g_true)²)
+(the envelope analysed from the same pre-emphasised audio: this loss reaches the codebook and
+the encoder, which is what asks the codes to carry the phones) + the F0 head's loss.
+
+Pitch: F0 per code frame in Hz (0 = unvoiced), normalised per speaker with statistics held in
+the module (`pitch_mean`, `pitch_std`: log Hz, set from the training corpus) so a checkpoint
+carries every speaker's.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ...audio import mu_law_decode, mu_law_encode
+from ..distributions import Categorical
+from ..emphasis import deemphasis, preemphasis
+from ..lpc import analyse, coefficients_at, from_parcor, predict_next, prediction
+from ..wavenet import WaveNet
+from . import register
+from .base import Decoder, DecoderOutput, StepInputs
+
+LAR_LIMIT = 6.0  # |log-area ratio| ≤ 6: |k| ≤ tanh 3 = 0.995
+# The direct-form coefficients of a high-order envelope near the unit circle are ill-conditioned:
+# rounded to float32 they can put poles outside it. They are kept in float64, and so are the
+# filter's history and p[n] in generation (12 multiply-adds a sample).
+
+
+def _convs(inputs: int, channels: int, layers: int) -> nn.Sequential:
+    blocks: list[nn.Module] = []
+    for i in range(max(layers, 1)):
+        blocks += [nn.Conv1d(inputs if i == 0 else channels, channels, 3, padding=1), nn.ReLU()]
+    return nn.Sequential(*blocks)
+
+
+class ExcitationNet(nn.Module):
+    """The WaveNet over the excitation, its inputs embedded from e[n−1], p[n] and s[n−1]."""
+
+    def __init__(self, cfg, local_channels: int, order: int, hop: int):
+        super().__init__()
+        self.wavenet = WaveNet.from_config(cfg, cfg.classes, cfg.classes, local_channels, 0)
+        R = cfg.residual_channels
+        self.embed_p, self.embed_s = nn.Embedding(cfg.classes, R), nn.Embedding(cfg.classes, R)
+        self.classes, self.order, self.hop = cfg.classes, order, hop
+
+    def embedded(self, e_prev, p, s_prev) -> torch.Tensor:
+        """Classes (B, T) each → (B, T, R)."""
+        return self.wavenet.embed(e_prev) + self.embed_p(p) + self.embed_s(s_prev)
+
+    def forward(self, e_prev, p, s_prev, local) -> torch.Tensor:
+        return self.wavenet(None, local, None, embedded=self.embedded(e_prev, p, s_prev))
+
+    # generation: the engine's contract (nn/decoders/base.py)
+    @property
+    def input_classes(self) -> int:
+        return self.classes
+
+    @property
+    def output_channels(self) -> int:
+        return self.classes
+
+    def step_conditioning(self, local, glob, batch: int):
+        return _Rows(self.wavenet.step_conditioning(local.frames, None, batch), local.lpc, len(self.wavenet.layers))
+
+    def incremental(self, batch: int):
+        return _Steps(self, batch)
+
+
+class _FrameSource:
+    """Frame-rate outputs for generation: conditioning (B, C, F) held over hop samples, and the
+    LPC (B, F, M) of each frame."""
+
+    def __init__(self, frames: torch.Tensor, lpc: torch.Tensor, hop: int):
+        self.frames, self.lpc, self.hop = _Held(frames, hop), lpc, hop
+
+
+class _Held:
+    """A (B, C, F) tensor as a LocalSource constant over blocks of `hold` samples."""
+
+    def __init__(self, x: torch.Tensor, hold: int):
+        self.x, self.hold = x, hold
+
+    def blocks(self, b0, b1, items):
+        x = self.x[items, :, b0:b1]
+        return F.pad(x, (0, b1 - b0 - x.shape[-1]))
+
+
+class _Rows:
+    """Per-frame rows for the excitation steps: the WaveNet's gate conditioning (L·G) and the
+    frame's and next frame's LPC (2M): (I, r, L·G + 2M) float64 (exact for the float32 gates)."""
+
+    def __init__(self, gates, lpc: torch.Tensor, layers: int):
+        self.gates, self.hold, self.layers = gates, gates.hold, layers
+        self.lpc = torch.cat([lpc, lpc[:, -1:]], 1)  # frame F (past the end) holds the last
+
+    def rows(self, t0, n, items=None):
+        items = list(range(self.lpc.shape[0])) if items is None else items
+        g = self.gates.rows(t0, n, items)  # (I, r, L, G)
+        I, r = g.shape[:2]
+        f0 = t0 // self.hold
+        idx = torch.arange(f0, f0 + r).clamp_max(self.lpc.shape[1] - 2)
+        a = self.lpc[items][:, idx]
+        b = self.lpc[items][:, idx + 1]
+        return torch.cat([g.reshape(I, r, -1).double(), a, b], -1)  # float64: see LAR_LIMIT
+
+
+class _Steps:
+    """The PyTorch step of an ExcitationNet for a batch: its WaveNet's `TorchStack`, the last M
+    samples of each item's signal, and p[n] of the step being sampled."""
+
+    def __init__(self, net: ExcitationNet, batch: int):
+        from ...generate.incremental import TorchStack
+        self.net, self.stack = net, TorchStack(net.wavenet, batch)
+        self.device, self.outputs = self.stack.device, net.classes
+        self.L = len(net.wavenet.layers)
+        self.G = net.wavenet.layers[0].conv.out_channels
+        self.history = torch.zeros(batch, net.order, device=self.device, dtype=torch.float64)
+        silence = mu_law_encode(torch.zeros(1), net.classes).item()
+        self.s_prev = torch.full((batch,), silence, dtype=torch.int64, device=self.device)
+        self.p = torch.zeros(batch, device=self.device, dtype=torch.float64)
+
+    def step(self, t: int, inputs: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        LG, M = self.L * self.G, self.net.order
+        gates = cond[:, :LG].float().view(-1, self.L, self.G)
+        j = (t % self.net.hop) / self.net.hop
+        a = torch.lerp(cond[:, LG:LG + M], cond[:, LG + M:LG + 2 * M], j)
+        self.p = predict_next(self.history, a).clamp(-1.0, 1.0)
+        x = self.net.embedded(inputs, mu_law_encode(self.p.float(), self.net.classes), self.s_prev)
+        return self.stack.step_embedded(self.stack.slots[t % self.stack.period], x, gates)
+
+    def observe(self, classes: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+        """The sampled excitation classes (B,) → the signal s = p + e (B,) (what is output)."""
+        s = (self.p + mu_law_decode(classes, self.net.classes).double()).clamp(-1.0, 1.0)
+        self.history = torch.cat([self.history[:, 1:], s[:, None]], 1)
+        self.s_prev = mu_law_encode(s.float(), self.net.classes)
+        return s.float()
+
+    def state(self):
+        return self.stack.state()
+
+
+@register
+class SourceFilterDecoder(Decoder):
+    """`cfg` is the config's `model.decoder` (a DecoderConfig)."""
+
+    kind = "source_filter"
+    needs_pitch = True
+
+    def __init__(self, cfg, code_dim: int, hop: int, num_speakers: int, sample_rate: int):
+        super().__init__(hop, sample_rate, cfg.classes, cfg.preemphasis)
+        C, M = cfg.cond_channels, cfg.lpc_order
+        self.order, self.envelope_weight = M, float(cfg.envelope_weight)
+        self.output = Categorical(cfg.classes)
+        self.speakers = nn.Embedding(num_speakers, cfg.speaker_dim)
+        self.frame_net = _convs(code_dim + cfg.speaker_dim + 2, C, cfg.cond_layers)
+        self.envelope = nn.Conv1d(C, M + 1, 1)
+        self.f0_net = nn.Sequential(_convs(code_dim + cfg.speaker_dim, C // 2, 2), nn.Conv1d(C // 2, 2, 1))
+        self.network = ExcitationNet(cfg, C, M, hop)
+        self.register_buffer("pitch_mean", torch.full((num_speakers,), math.log(150.0)))
+        self.register_buffer("pitch_std", torch.full((num_speakers,), 0.2))
+        self.input_noise = float(cfg.input_noise)
+
+    # ------------------------------------------------------------ frame rate
+    def set_pitch_stats(self, stats: list) -> None:
+        """Per-speaker log-F0 statistics (data/pitch.PitchStats, in embedding order)."""
+        self.pitch_mean.copy_(torch.tensor([s.mean for s in stats]))
+        self.pitch_std.copy_(torch.tensor([s.std for s in stats]))
+
+    def pitch_features(self, f0: torch.Tensor, speaker: torch.Tensor) -> torch.Tensor:
+        """F0 (B, F) Hz → (B, 2, F): speaker-normalised log-F0 (0 unvoiced) and voicing."""
+        voiced = f0 > 0
+        z = (torch.log(f0.clamp_min(1.0)) - self.pitch_mean[speaker, None]) / self.pitch_std[speaker, None]
+        return torch.stack([torch.where(voiced, z, torch.zeros_like(z)), voiced.to(z.dtype)], 1)
+
+    def predicted_f0(self, codewords: torch.Tensor, speaker: torch.Tensor) -> torch.Tensor:
+        """The F0 head's F0 (B, F) Hz of codewords (B, D, F) for speakers (B,)."""
+        z, v = self._f0_head(codewords, speaker)
+        f0 = torch.exp(self.pitch_mean[speaker, None] + z * self.pitch_std[speaker, None])
+        return torch.where(v > 0, f0, torch.zeros_like(f0))
+
+    def _f0_head(self, codewords, speaker):
+        spk = self.speakers(speaker)[:, :, None].expand(-1, -1, codewords.shape[-1])
+        out = self.f0_net(torch.cat([codewords.detach(), spk], 1))  # prosody from the codes, not into them
+        return out[:, 0], out[:, 1]
+
+    def frames(self, codewords: torch.Tensor, speaker: torch.Tensor, f0: torch.Tensor):
+        """(conditioning (B, C, F), LAR (B, M, F), log-gain (B, F))."""
+        Fr = codewords.shape[-1]
+        spk = self.speakers(speaker)[:, :, None].expand(-1, -1, Fr)
+        h = self.frame_net(torch.cat([codewords, spk, self.pitch_features(f0[:, :Fr], speaker)], 1))
+        env = self.envelope(h)
+        return h, env[:, :-1].clamp(-LAR_LIMIT, LAR_LIMIT), env[:, -1]
+
+    @staticmethod
+    def lpc_of(lar: torch.Tensor) -> torch.Tensor:
+        """LAR (B, M, F) → LPC (B, F, M) float64, stable by construction."""
+        return from_parcor(torch.tanh(lar.transpose(1, 2).double() / 2))
+
+    # ------------------------------------------------------------ training
+    def forward(self, wav, codewords, speaker, noise=None, pitch=None) -> DecoderOutput:
+        if pitch is None:
+            raise ValueError("the source-filter decoder is trained with F0 per code frame (batch.pitch)")
+        T = wav.shape[-1]
+        signal = preemphasis(wav, self.preemphasis)
+        h, lar, log_gain = self.frames(codewords, speaker, pitch)
+        with torch.no_grad():
+            true = analyse(signal, self.hop, self.order)
+            limit = math.tanh(LAR_LIMIT / 2)
+            lar_true = 2 * torch.atanh(true.parcor.clamp(-limit, limit)).transpose(1, 2)
+            log_gain_true = torch.log(true.gain.clamp_min(1e-5))
+        envelope = F.mse_loss(lar, lar_true) + F.mse_loss(log_gain, log_gain_true)
+        lpc = self.lpc_of(lar).detach()  # the excitation is taken with the predicted envelope, as generated
+        p = prediction(signal.double(), lpc, self.hop).float().clamp(-1, 1)
+        e = (signal - p).clamp(-1, 1)
+        e_cls, p_cls, s_cls = (mu_law_encode(x, self.classes) for x in (e, p, signal))
+        e_prev, s_prev = self._noisy(e_cls, noise), self._noisy(s_cls, noise)
+        silence = self.first_input
+        e_prev, s_prev = (F.pad(x[:, :-1], (1, 0), value=silence) for x in (e_prev, s_prev))
+        local = h.repeat_interleave(self.hop, -1)[..., :T]
+        logits = self.network(e_prev, p_cls, s_prev, local)
+        nll = self.output.nll(logits, e_cls)
+        z, v = self._f0_head(codewords, speaker)
+        feats = self.pitch_features(pitch[:, :codewords.shape[-1]], speaker)
+        voiced = feats[:, 1]
+        f0_loss = F.binary_cross_entropy_with_logits(v, voiced) + (
+            ((z - feats[:, 0]) ** 2 * voiced).sum() / voiced.sum().clamp_min(1))
+        loss = nll + self.envelope_weight * envelope + f0_loss
+        return DecoderOutput(loss, nll, logits, {"envelope": envelope.detach(), "f0_head": f0_loss.detach()})
+
+    def _noisy(self, classes: torch.Tensor, noise: torch.Tensor | None) -> torch.Tensor:
+        """As the WaveNet decoder: training-time Gaussian noise of `input_noise` µ-law bins on inputs."""
+        if not (self.training and self.input_noise > 0):
+            return classes
+        if noise is None:
+            noise = torch.randn(classes.shape, device=classes.device)
+        return (classes + (noise.to(classes.device) * self.input_noise).round().long()).clamp(0, self.classes - 1)
+
+    # ------------------------------------------------------------ generation
+    def step_inputs(self, codebook, indices, speaker, frames, pitch=None) -> StepInputs:
+        device = self.speakers.weight.device
+        indices, speaker = indices.to(device), speaker.to(device)
+        with torch.no_grad():
+            codewords = codebook.lookup(indices)
+            if pitch is None:
+                f0 = self.predicted_f0(codewords, speaker)
+            else:
+                f0 = torch.zeros(indices.shape, device=device)
+                for b, track in enumerate(pitch):
+                    track = torch.as_tensor(np.asarray(track, dtype=np.float32))[: indices.shape[1]]
+                    f0[b, : track.numel()] = track.to(device)
+            Fr = indices.shape[1]
+            h = torch.zeros(len(frames), self.frame_net[0].out_channels, Fr, device=device)
+            lpc = torch.zeros(len(frames), Fr, self.order, device=device, dtype=torch.float64)
+            for b, n in enumerate(frames):  # each item as if alone: nothing past its end
+                hb, lar, _ = self.frames(codewords[b:b + 1, :, :n], speaker[b:b + 1], f0[b:b + 1, :n])
+                h[b, :, :n], lpc[b, :n] = hb[0], self.lpc_of(lar)[0]
+                lpc[b, n:] = lpc[b, n - 1]
+            return StepInputs(_FrameSource(h, lpc, self.hop), None)
+
+    def generated(self, classes, values):
+        return values  # the signal s = p + e, made by the steps
+
+    def to_waveform(self, values, filter=None) -> np.ndarray:
+        wav = np.asarray(values, dtype=np.float32)
+        wav = filter(wav) if filter is not None else deemphasis(wav, self.preemphasis)
+        return np.clip(wav, -1.0, 1.0)

@@ -1,0 +1,116 @@
+"""The source-filter decoder (nn/decoders/source_filter.py): its PyTorch step against its
+parallel training pass, the envelope loss reaching the encoder, stable envelopes whatever the
+network outputs, and generation through the engine with given or predicted F0."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from audiovq.audio import mu_law_encode
+from audiovq.config import load_config
+from audiovq.errors import AudioVQError
+from audiovq.generate import generate, stream
+from audiovq.nn.emphasis import preemphasis
+from audiovq.nn.lpc import prediction
+from audiovq.nn.vqvae import AudioVQVAE
+
+SMALL = ["model.decoder.kind=source_filter", "model.encoder.channels=16", "model.encoder.layers=5",
+         "model.quantizer.codebook_size=16", "model.quantizer.dim=8", "model.quantizer.warmup_steps=0",
+         "model.quantizer.kmeans_iters=0", "model.decoder.residual_channels=8", "model.decoder.gate_channels=12",
+         "model.decoder.skip_channels=10", "model.decoder.layers_per_cycle=3", "model.decoder.cycles=1",
+         "model.decoder.cond_channels=8", "model.decoder.speaker_dim=4", "model.decoder.lpc_order=6",
+         "model.decoder.preemphasis=0.85"]
+SR, HOP = 8000, 32
+
+
+def model(*extra):
+    cfg = load_config("vqvae", SMALL + list(extra))
+    torch.manual_seed(0)
+    return AudioVQVAE(cfg.model, 3, SR)
+
+
+def voiced(T=12 * HOP, f0=130.0, seed=0):
+    t = torch.arange(T) / SR
+    x = sum(torch.sin(2 * np.pi * k * f0 * t) / k for k in range(1, 12)) * 0.2
+    return (x + 0.01 * torch.randn(T, generator=torch.Generator().manual_seed(seed))).clamp(-1, 1)[None]
+
+
+def test_the_step_computes_what_the_parallel_pass_does():
+    m = model().eval()
+    d = m.decoder
+    wav = voiced()
+    T = wav.shape[-1]
+    indices = m.encode(wav)
+    f0 = torch.full(indices.shape, 130.0)
+    with torch.no_grad():
+        out = d(wav, m.quantizer.lookup(indices), torch.tensor([1]), pitch=f0)
+        inputs = d.step_inputs(m.quantizer, indices, torch.tensor([1]), [indices.shape[1]], pitch=[f0[0].numpy()])
+        rows = d.network.step_conditioning(inputs.local, None, 1).rows(0, T)
+        steps = d.network.incremental(1)
+        # the true signal's classes, as the parallel pass reads them
+        signal = preemphasis(wav, d.preemphasis)
+        h, lar, _ = d.frames(m.quantizer.lookup(indices), torch.tensor([1]), f0)
+        p = prediction(signal.double(), d.lpc_of(lar), HOP).float().clamp(-1, 1)
+        e_cls = mu_law_encode((signal - p).clamp(-1, 1), d.classes)
+        silence = d.first_input
+        agree, close = 0, 0
+        for t in range(T):
+            e_prev = torch.tensor([silence if t == 0 else int(e_cls[0, t - 1])])
+            logits = steps.step(t, e_prev, rows[:, t // HOP])
+            same_p = int(mu_law_encode(steps.p, d.classes)) == int(mu_law_encode(p[0, t:t + 1], d.classes))
+            agree += same_p
+            if same_p:
+                close += torch.allclose(logits[0], out.logits[0, :, t], atol=2e-4, rtol=1e-4)
+            # carry on from the true signal (teacher forcing of the step's own state)
+            steps.history = torch.cat([steps.history[:, 1:], signal[:, t:t + 1].double()], 1)
+            steps.s_prev = mu_law_encode(signal[:, t], d.classes)
+    assert agree >= 0.98 * T  # p in float32 one step at a time, float64 in parallel: rare bin flips
+    assert close == agree
+
+
+def test_the_envelope_loss_reaches_the_encoder_and_the_codebook_input():
+    m = model()
+    wav = torch.cat([voiced(seed=1), voiced(f0=210.0, seed=2)])
+    f0 = torch.tensor([[130.0], [210.0]]).expand(2, wav.shape[-1] // HOP)
+    vq = m.quantizer(m.encoder(wav))
+    out = m.decoder(wav, vq.quantized, torch.tensor([0, 2]), pitch=f0)
+    assert {"envelope", "f0_head"} <= set(out.scalars)
+    h, lar, log_gain = m.decoder.frames(vq.quantized, torch.tensor([0, 2]), f0)
+    (lar.square().mean() + log_gain.square().mean()).backward()
+    grads = [p.grad for p in m.encoder.parameters() if p.grad is not None]
+    assert grads and sum(float(g.abs().sum()) for g in grads) > 0
+
+
+def test_any_network_output_is_a_stable_envelope():
+    from audiovq.nn.decoders.source_filter import LAR_LIMIT
+    lar = (torch.randn(4, 6, 50) * 20).clamp(-LAR_LIMIT, LAR_LIMIT)  # what `frames` can output
+    lar[0, :, 0] = LAR_LIMIT  # every reflection coefficient at the limit
+    lar[1, :, 0] = torch.tensor([1.0, -1, 1, -1, 1, -1]) * LAR_LIMIT
+    a = type(model().decoder).lpc_of(lar)  # float64, as the filters use it
+    assert a.dtype == torch.float64
+    # stable ⇔ every reflection coefficient of the step-down recursion is inside (−1, 1)
+    # (Schur–Cohn; np.roots cannot tell a pole at 1 − 1e-7 from one on the circle)
+    import diffsptk
+    k = diffsptk.LinearPredictiveCoefficientsToParcorCoefficients(6)(
+        torch.cat([torch.ones_like(a[..., :1]), a], -1))[..., 1:]
+    assert (k.abs() < 1).all()
+    torch.testing.assert_close(k, torch.tanh(lar.transpose(1, 2).double() / 2), atol=1e-3, rtol=0)  # ill-conditioned near ±1
+
+
+def test_generation_through_the_engine_with_given_or_predicted_f0():
+    m = model().eval()
+    wav = voiced(T=10 * HOP)
+    codes = m.encode(torch.cat([wav, voiced(T=10 * HOP, f0=180.0)]))
+    lengths = [10 * HOP, 7 * HOP + 3]
+    f0 = [np.full(10, 140.0, np.float32), np.full(10, 200.0, np.float32)]
+    a = generate(m, codes, torch.tensor([0, 2]), lengths, seed=5, pitch=f0)
+    assert [x.size for x in a.audio] == lengths and all(np.isfinite(x).all() for x in a.audio)
+    alone = generate(m, codes[1:], torch.tensor([2]), lengths[1:], seed=6, pitch=f0[1:])
+    np.testing.assert_allclose(alone.audio[0], a.audio[1], atol=1e-6)
+    blocks = list(stream(m, codes, torch.tensor([0, 2]), lengths, seed=5, pitch=f0, block=HOP * 3))
+    np.testing.assert_array_equal(np.concatenate([b.audio[0] for b in blocks]), a.audio[0])
+    predicted = generate(m, codes, torch.tensor([0, 2]), lengths, seed=5)  # the F0 head's
+    assert [x.size for x in predicted.audio] == lengths
+    with pytest.raises(AudioVQError, match="2 F0 tracks for a batch of 1"):
+        generate(m, codes[:1], torch.tensor([0]), seed=5, pitch=f0)
