@@ -78,7 +78,7 @@ class LinearDecoder(Decoder):
         self.speakers = nn.Embedding(num_speakers, cfg.classes)
         self.network = LinearNet(cfg.classes)
 
-    def forward(self, wav, codewords, speaker, noise=None):
+    def forward(self, wav, codewords, speaker, noise=None, pitch=None):
         from audiovq.audio import mu_law_encode
         target = mu_law_encode(wav, self.classes)
         inputs = F.pad(target[:, :-1], (1, 0), value=self.first_input)
@@ -87,7 +87,7 @@ class LinearDecoder(Decoder):
         nll = F.cross_entropy(logits, target)
         return DecoderOutput(nll, nll, logits, {"frame_norm": self.frame.weight.norm()})
 
-    def step_inputs(self, codebook, indices, speaker, frames):
+    def step_inputs(self, codebook, indices, speaker, frames, pitch=None):
         with torch.no_grad():
             features = self.frame(codebook.lookup(indices).transpose(1, 2)).transpose(1, 2)
             return StepInputs(_Frames(features, self.hop), self.speakers(speaker))
