@@ -23,13 +23,12 @@ from typing import NamedTuple
 
 import numpy as np
 import torch
-from torch import nn
 
 from . import checkpoint as ckpt_io
 from . import config as config_mod
 from .atomic import atomic_path, write_text
 from .data.images import ImageSet, ImageSplits, load_images, to_model_range, to_pixels
-from .errors import CheckpointError, ConfigError
+from .errors import ConfigError
 from .nn.image_vqvae import ImageVQVAE, bits_per_dim
 from .nn.pixelcnn import GatedPixelCNN
 from .train import Trainer, TrainResult, setup

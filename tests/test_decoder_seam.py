@@ -15,6 +15,7 @@ from audiovq.config import TrainConfig, load_config
 from audiovq.data.datasets import AudioBatch
 from audiovq.errors import AudioVQError, ConfigError
 from audiovq.generate import generate, generate_wavenet, stream
+from audiovq.generate.conditioning import TensorLocal
 from audiovq.generate.sampling import CATEGORICAL, SamplerSpec, sample
 from audiovq.nn.decoders import KINDS, Decoder, DecoderOutput, StepInputs, register
 from audiovq.nn.distributions import Categorical
@@ -24,19 +25,8 @@ from audiovq.train import Distributed, Trainer
 
 
 # ----------------------------------------------------------------------------- a toy decoder
-class _Frames:
-    """Per-frame features (B, C, F) as a LocalSource held over `hold` samples."""
-
-    def __init__(self, features: torch.Tensor, hold: int):
-        self.features, self.hold = features, hold
-
-    def blocks(self, b0, b1, items):
-        x = self.features[items, :, b0:b1]
-        return F.pad(x, (0, b1 - b0 - x.shape[-1]))
-
-
 class _Rows:
-    def __init__(self, local: _Frames, glob: torch.Tensor):
+    def __init__(self, local: TensorLocal, glob: torch.Tensor):
         self.local, self.glob, self.hold = local, glob, local.hold
 
     def rows(self, t0, n, items=None):
@@ -90,7 +80,7 @@ class LinearDecoder(Decoder):
     def step_inputs(self, codebook, indices, speaker, frames, pitch=None):
         with torch.no_grad():
             features = self.frame(codebook.lookup(indices).transpose(1, 2)).transpose(1, 2)
-            return StepInputs(_Frames(features, self.hop), self.speakers(speaker))
+            return StepInputs(TensorLocal(features, self.hop), self.speakers(speaker))
 
 
 SMALL = ["model.encoder.channels=8", "model.encoder.layers=2", "model.quantizer.codebook_size=8",

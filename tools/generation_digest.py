@@ -65,7 +65,7 @@ def _spread(model) -> None:
 
 
 def generation_digests(name: str, model, frames: int, out: dict) -> None:
-    from audiovq.generate import generate, stream, teacher_forced_logits
+    from audiovq.generate import generate, stream
     hop = model.hop
     g = torch.Generator().manual_seed(7)
     K = model.quantizer.num_codes

@@ -206,7 +206,7 @@ def main() -> None:
                     help="the candidates to compare (default all)")
     a = ap.parse_args()
     trackers = available(a.trackers)
-    print(f"\nknown F0 (12 synthetic 2-s signals): GPE %, fine error (median cents), VDE %")
+    print("\nknown F0 (12 synthetic 2-s signals): GPE %, fine error (median cents), VDE %")
     for name, r in score_known(trackers).items():
         print(f"  {name:16} GPE {100 * r['gpe']:5.1f}  fine {r['cents']:5.1f}  VDE {100 * r['vde']:5.1f}")
     audio = corpus_utterances(a.data, a.utterances)

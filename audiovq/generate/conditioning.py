@@ -44,11 +44,10 @@ def _fit(x: torch.Tensor, n: int) -> torch.Tensor:
 
 
 class TensorLocal:
-    """A (B, C_l, T) tensor already at the step rate."""
-    hold = 1
+    """A (B, C_l, T / hold) tensor: one value per block of `hold` steps (1: at the step rate)."""
 
-    def __init__(self, local: torch.Tensor):
-        self.local = local
+    def __init__(self, local: torch.Tensor, hold: int = 1):
+        self.local, self.hold = local, hold
 
     def blocks(self, b0: int, b1: int, items: list[int]) -> torch.Tensor:
         return _fit(self.local[items, :, b0:b1], b1 - b0)

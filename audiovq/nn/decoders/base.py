@@ -60,10 +60,22 @@ class Decoder(nn.Module):
     kind: ClassVar[str] = ""
     needs_pitch: ClassVar[bool] = False  # trained and run with F0 per code frame (data/pitch.py)
 
-    def __init__(self, hop: int, sample_rate: int, classes: int, preemphasis: float):
+    def __init__(self, hop: int, sample_rate: int, classes: int, preemphasis: float, input_noise: float = 0.0):
         super().__init__()
         self.hop, self.sample_rate, self.classes = hop, sample_rate, classes
-        self.preemphasis = float(preemphasis)
+        self.preemphasis, self.input_noise = float(preemphasis), float(input_noise)
+
+    def noisy(self, classes: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
+        """Input classes (B, T) with, in training, Gaussian noise of `input_noise` µ-law bins
+        (rounded; LPCNet): at generation the network reads back its own samples, which are off
+        by the sampling noise, and learns to recover from it. Never applied to targets.
+        `noise` (B, T) gives the standard normal draws (the recipe draws them for the global
+        batch, so several processes train as one would); without it they are drawn here."""
+        if not (self.training and self.input_noise > 0):
+            return classes
+        if noise is None:
+            noise = torch.randn(classes.shape, device=classes.device)
+        return (classes + (noise.to(classes.device) * self.input_noise).round().long()).clamp_(0, self.classes - 1)
 
     # ------------------------------------------------------------ training
     def forward(self, wav: torch.Tensor, codewords: torch.Tensor, speaker: torch.Tensor,

@@ -36,7 +36,7 @@ from torch import nn
 from ...audio import mu_law_decode, mu_law_encode
 from ..distributions import Categorical
 from ..emphasis import deemphasis, preemphasis
-from ..lpc import analyse, coefficients_at, from_parcor, predict_next, prediction
+from ..lpc import analyse, from_parcor, predict_next, prediction
 from ..wavenet import WaveNet
 from . import register
 from .base import Decoder, DecoderOutput, StepInputs
@@ -92,18 +92,8 @@ class _FrameSource:
     LPC (B, F, M) of each frame."""
 
     def __init__(self, frames: torch.Tensor, lpc: torch.Tensor, hop: int):
-        self.frames, self.lpc, self.hop = _Held(frames, hop), lpc, hop
-
-
-class _Held:
-    """A (B, C, F) tensor as a LocalSource constant over blocks of `hold` samples."""
-
-    def __init__(self, x: torch.Tensor, hold: int):
-        self.x, self.hold = x, hold
-
-    def blocks(self, b0, b1, items):
-        x = self.x[items, :, b0:b1]
-        return F.pad(x, (0, b1 - b0 - x.shape[-1]))
+        from ...generate.conditioning import TensorLocal
+        self.frames, self.lpc, self.hop = TensorLocal(frames, hop), lpc, hop
 
 
 class _Rows:
@@ -168,7 +158,7 @@ class SourceFilterDecoder(Decoder):
     needs_pitch = True
 
     def __init__(self, cfg, code_dim: int, hop: int, num_speakers: int, sample_rate: int):
-        super().__init__(hop, sample_rate, cfg.classes, cfg.preemphasis)
+        super().__init__(hop, sample_rate, cfg.classes, cfg.preemphasis, cfg.input_noise)
         C, M = cfg.cond_channels, cfg.lpc_order
         self.order, self.envelope_weight = M, float(cfg.envelope_weight)
         self.output = Categorical(cfg.classes)
@@ -179,7 +169,6 @@ class SourceFilterDecoder(Decoder):
         self.network = ExcitationNet(cfg, C, M, hop)
         self.register_buffer("pitch_mean", torch.full((num_speakers,), math.log(150.0)))
         self.register_buffer("pitch_std", torch.full((num_speakers,), 0.2))
-        self.input_noise = float(cfg.input_noise)
 
     # ------------------------------------------------------------ frame rate
     def set_pitch_stats(self, stats: list) -> None:
@@ -234,7 +223,7 @@ class SourceFilterDecoder(Decoder):
         p = prediction(signal.double(), lpc, self.hop).float().clamp(-1, 1)
         e = (signal - p).clamp(-1, 1)
         e_cls, p_cls, s_cls = (mu_law_encode(x, self.classes) for x in (e, p, signal))
-        e_prev, s_prev = self._noisy(e_cls, noise), self._noisy(s_cls, noise)
+        e_prev, s_prev = self.noisy(e_cls, noise), self.noisy(s_cls, noise)
         silence = self.first_input
         e_prev, s_prev = (F.pad(x[:, :-1], (1, 0), value=silence) for x in (e_prev, s_prev))
         local = h.repeat_interleave(self.hop, -1)[..., :T]
@@ -247,14 +236,6 @@ class SourceFilterDecoder(Decoder):
             ((z - feats[:, 0]) ** 2 * voiced).sum() / voiced.sum().clamp_min(1))
         loss = nll + self.envelope_weight * envelope + f0_loss
         return DecoderOutput(loss, nll, logits, {"envelope": envelope.detach(), "f0_head": f0_loss.detach()})
-
-    def _noisy(self, classes: torch.Tensor, noise: torch.Tensor | None) -> torch.Tensor:
-        """As the WaveNet decoder: training-time Gaussian noise of `input_noise` µ-law bins on inputs."""
-        if not (self.training and self.input_noise > 0):
-            return classes
-        if noise is None:
-            noise = torch.randn(classes.shape, device=classes.device)
-        return (classes + (noise.to(classes.device) * self.input_noise).round().long()).clamp(0, self.classes - 1)
 
     # ------------------------------------------------------------ generation
     def step_inputs(self, codebook, indices, speaker, frames, pitch=None) -> StepInputs:

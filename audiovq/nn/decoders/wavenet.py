@@ -49,14 +49,13 @@ class WaveNetDecoder(Decoder):
     kind = "wavenet"
 
     def __init__(self, cfg, code_dim: int, hop: int, num_speakers: int, sample_rate: int):
-        super().__init__(hop, sample_rate, cfg.classes, cfg.preemphasis)
+        super().__init__(hop, sample_rate, cfg.classes, cfg.preemphasis, cfg.input_noise)
         self.output = make_output(cfg.output, cfg.classes, cfg.mixtures)
         # (creation order as before the decoder seam: the same seed gives the same weights)
         self.conditioner = Conditioner(code_dim, cfg.cond_channels, hop, cfg.cond_layers, cfg.upsample)
         self.speakers = nn.Embedding(num_speakers, cfg.speaker_dim)
         self.network = WaveNet.from_config(cfg, cfg.classes, self.output.channels, cfg.cond_channels,
                                            cfg.speaker_dim)
-        self.input_noise = float(cfg.input_noise)
 
     def forward(self, wav, codewords, speaker, noise=None, pitch=None) -> DecoderOutput:
         local, glob = self.conditioner(codewords), self.speakers(speaker)
@@ -70,18 +69,9 @@ class WaveNetDecoder(Decoder):
         """µ-law bins of the previous sample of the (pre-emphasised) signal at each step:
         (B, T) int64, first = silence.
 
-        In training, `input_noise` > 0 adds Gaussian noise of that many µ-law bins (rounded)
-        to these inputs, never to the targets (LPCNet): at generation the network reads back
-        its own samples, which are off by the sampling noise, and learns to recover from it.
-        `noise` (B, T) gives the standard normal draws (the recipe draws them for the global
-        batch, so several processes train as one would); without it they are drawn here.
+        In training, `input_noise` adds noise to them, never to the targets (`Decoder.noisy`).
         """
-        q = mu_law_encode(signal, self.classes)
-        if self.training and self.input_noise > 0:
-            if noise is None:
-                noise = torch.randn(q.shape, device=q.device)
-            q = (q + (noise.to(q.device) * self.input_noise).round().long()).clamp_(0, self.classes - 1)
-        return F.pad(q[:, :-1], (1, 0), value=self.first_input)
+        return F.pad(self.noisy(mu_law_encode(signal, self.classes), noise)[:, :-1], (1, 0), value=self.first_input)
 
     def step_inputs(self, codebook, indices, speaker, frames, pitch=None) -> StepInputs:
         from ...generate.conditioning import WindowedCodes
