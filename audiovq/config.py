@@ -27,6 +27,7 @@ class EncoderConfig:
     layers: int = 6          # strided layers: hop = stride ** layers
     stride: int = 2
     residual_layers: int = 0
+    norm: str = "none"       # "batch": batch norm before each strided ReLU (keeps the channels alive)
 
 
 @dataclass
@@ -68,6 +69,7 @@ class DecoderConfig(WaveNetStackConfig):
     input_noise: float = 0.0     # training only: Gaussian noise (std, µ-law bins) on the decoder's inputs
     lpc_order: int = 12          # source_filter: all-pole envelope order
     envelope_weight: float = 1.0  # source_filter: weight of the frame-level envelope loss
+    envelope_loss: str = "cepstrum"  # source_filter: "cepstrum" (log-spectral distance) or "lar"
 
 
 @dataclass
@@ -167,6 +169,8 @@ RULES: dict[str, list[tuple[str, Any, str]]] = {
         ("model.decoder.input_noise", lambda v: 0 <= v <= 16, "must be between 0 and 16 (µ-law bins)"),
         ("model.decoder.lpc_order", lambda v: 1 <= v <= 48, "must be between 1 and 48"),
         ("model.decoder.envelope_weight", lambda v: v >= 0, "must be non-negative"),
+        ("model.encoder.norm", lambda v: v in ("none", "batch"), "must be none or batch"),
+        ("model.decoder.envelope_loss", lambda v: v in ("cepstrum", "lar"), "must be cepstrum or lar"),
         ("data.sample_rate", lambda v: 4000 <= v <= 48000, "must be between 4000 and 48000"),
         ("data.segment", lambda v: v > 0, "must be positive"),
         ("data.perturb_semitones", lambda v: 0 <= v <= 12, "must be between 0 and 12"),

@@ -82,3 +82,26 @@ def test_reflection_coefficients_are_a_stable_form():
 def test_frame_count_is_that_of_the_codes(T):
     env = analyse(torch.randn(2, T, dtype=torch.float64), HOP, ORDER)
     assert env.lpc.shape == (2, -(-T // HOP), ORDER) and env.gain.shape == (2, -(-T // HOP))
+
+
+def test_cepstrum_and_log_spectral_distance_match_the_fft_of_the_envelope():
+    """The envelope's cepstrum against log|K / A(e^{jω})| sampled by a 4096-point FFT, and the
+    log-spectral distance against the mean squared log-spectrum difference over frequency."""
+    from audiovq.nn.lpc import cepstrum, log_spectral_distance
+
+    a1 = torch.tensor([-1.2, 0.8, -0.2, 0.05], dtype=torch.float64)
+    a2 = torch.tensor([-0.9, 0.3, 0.1, -0.02], dtype=torch.float64)
+    k1, k2, n = 0.5, 0.8, 48
+
+    def log_spectrum(a, k):
+        return np.log(k) - np.log(np.abs(np.fft.rfft(np.r_[1.0, a.numpy()], 4096)))
+
+    ref = np.fft.irfft(log_spectrum(a1, k1), 4096)[:n + 1]
+    ref[1:] *= 2  # log|H| = c0 + sum_n c_n cos(n w)
+    c1 = cepstrum(a1[None], torch.tensor([np.log(k1)], dtype=torch.float64), n)[0]
+    np.testing.assert_allclose(c1.numpy(), ref, atol=1e-9)
+    c2 = cepstrum(a2[None], torch.tensor([np.log(k2)], dtype=torch.float64), n)[0]
+    d = log_spectrum(a1, k1) - log_spectrum(a2, k2)
+    w = np.full(d.size, 2.0)
+    w[[0, -1]] = 1.0  # rfft bins: the ends stand for one frequency, the others for two
+    assert float(log_spectral_distance(c1, c2)) == pytest.approx((w * d ** 2).sum() / w.sum(), rel=1e-4)

@@ -39,6 +39,7 @@ def voiced(T=12 * HOP, f0=130.0, seed=0):
 def test_the_step_computes_what_the_parallel_pass_does():
     m = model().eval()
     d = m.decoder
+    d.sharpen = False  # training has none: `test_sharpening_...` checks it against this step
     wav = voiced()
     T = wav.shape[-1]
     indices = m.encode(wav)
@@ -114,3 +115,36 @@ def test_generation_through_the_engine_with_given_or_predicted_f0():
     assert [x.size for x in predicted.audio] == lengths
     with pytest.raises(AudioVQError, match="2 F0 tracks for a batch of 1"):
         generate(m, codes[:1], torch.tensor([0]), seed=5, pitch=f0)
+
+
+def test_sharpening_multiplies_voiced_logits_and_leaves_unvoiced_ones_as_they_are():
+    """LPCNet's β = 1 + max(0, 1.5 c − 0.5): hand-worked values, then the step's logits with
+    sharpening against the same step without it, frame by frame (voiced frames ×2, unvoiced
+    ×1, so an unvoiced distribution is unchanged at every temperature)."""
+    from audiovq.nn.decoders.source_filter import sharpening
+
+    c = torch.tensor([0.0, 1 / 3, 0.5, 0.8, 1.0])
+    assert torch.allclose(sharpening(c), torch.tensor([1.0, 1.0, 1.25, 1.7, 2.0]))
+    m = model().eval()
+    d = m.decoder
+    wav = voiced()
+    indices = m.encode(wav)
+    f0 = torch.full(indices.shape, 130.0)
+    f0[0, ::2] = 0.0  # every other frame unvoiced
+    T = wav.shape[-1]
+    logits = {}
+    for sharpen in (False, True):
+        d.sharpen = sharpen
+        with torch.no_grad():
+            inputs = d.step_inputs(m.quantizer, indices, torch.tensor([1]), [indices.shape[1]], pitch=[f0[0].numpy()])
+            rows = d.network.step_conditioning(inputs.local, None, 1).rows(0, T)
+            steps = d.network.incremental(1)
+            out = []
+            for t in range(T):
+                out.append(steps.step(t, torch.tensor([d.first_input]), rows[:, t // HOP]))
+                steps.observe(torch.tensor([d.first_input]), None)
+            logits[sharpen] = torch.stack(out, -1)[0]  # (O, T)
+    beta = torch.where(f0[0] > 0, 2.0, 1.0).repeat_interleave(HOP)[:T]
+    assert torch.allclose(logits[True], logits[False] * beta, rtol=1e-6, atol=1e-6)
+    unvoiced = beta == 1
+    assert torch.equal(logits[True][:, unvoiced], logits[False][:, unvoiced])

@@ -108,3 +108,24 @@ def predict_next(history: torch.Tensor, lpc: torch.Tensor) -> torch.Tensor:
     """One step of generation: p (B,) from the last M samples history (B, M), oldest first,
     and the sample's a₁ … a_M (B, M) (`coefficients_at`)."""
     return -(lpc * history.flip(-1)).sum(-1)
+
+
+def cepstrum(lpc: torch.Tensor, log_gain: torch.Tensor, length: int) -> torch.Tensor:
+    """The cepstrum c₀ … c_N of the envelope K / A(z), N = `length` (differentiable): lpc
+    (…, M) and log K (…) → (…, N + 1), with log|H(e^{jω})| = c₀ + Σₙ cₙ cos nω."""
+    import diffsptk
+
+    M = lpc.shape[-1]
+    # SPTK's generalized cepstrum with γ = −1 and its coefficients given multiplied by γ is
+    # exactly (K, a₁ … a_M); the gain enters as log K afterwards (c₀), so K = 1 here.
+    x = torch.cat([torch.ones_like(lpc[..., :1]), lpc], -1)
+    c = diffsptk.MelGeneralizedCepstrumToMelGeneralizedCepstrum(
+        M, length, in_gamma=-1, out_gamma=0, in_norm=True, in_mul=True)(x)
+    return torch.cat([log_gain[..., None].to(c.dtype), c[..., 1:]], -1)
+
+
+def log_spectral_distance(c1: torch.Tensor, c2: torch.Tensor) -> torch.Tensor:
+    """The mean over frequency of (log|H₁| − log|H₂|)² in nepers² from cepstra (…, N + 1):
+    Δc₀² + ½ Σₙ Δcₙ² (Parseval; exact up to the truncation at N) → (…)."""
+    d = c1 - c2
+    return d[..., 0] ** 2 + 0.5 * (d[..., 1:] ** 2).sum(-1)

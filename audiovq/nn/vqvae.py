@@ -73,7 +73,8 @@ class AudioVQVAE(nn.Module):
     def __init__(self, model, num_speakers: int, sample_rate: int):
         super().__init__()
         e, q = model.encoder, model.quantizer
-        self.encoder = WaveformEncoder(e.channels, q.dim, e.layers, e.stride, e.residual_layers)
+        self.encoder = WaveformEncoder(e.channels, q.dim, e.layers, e.stride, e.residual_layers,
+                                       getattr(e, "norm", "none"))
         self.quantizer = VectorQuantizer(q.codebook_size, q.dim, q.beta, q.ema, q.decay, q.eps,
                                          q.warmup_steps, q.kmeans_iters, q.restart_after, q.window)
         self.hop = self.encoder.hop

@@ -16,8 +16,9 @@ prediction from the frame's (interpolated) coefficients and e = s − p the exci
 WaveNet reads the sum of embeddings of µ-law(e[n−1]), µ-law(p[n]) and µ-law(s[n−1]) and
 outputs a categorical over µ-law(e[n]); generation samples e[n] and makes s[n] = p[n] + e[n].
 
-Training loss = NLL(e) + envelope_weight · (‖LAR − LAR_true‖² + (log g − log g_true)²)
-(the envelope analysed from the same pre-emphasised audio: this loss reaches the codebook and
+Training loss = NLL(e) + envelope_weight · the mean squared log-spectral distance between the
+predicted envelope and the one analysed from the audio (by cepstra; `envelope_loss: lar` uses the
+squared error of log-area ratios and log-gain instead) (the envelope analysed from the same pre-emphasised audio: this loss reaches the codebook and
 the encoder, which is what asks the codes to carry the phones) + the F0 head's loss.
 
 Pitch: F0 per code frame in Hz (0 = unvoiced), normalised per speaker with statistics held in
@@ -36,7 +37,7 @@ from torch import nn
 from ...audio import mu_law_decode, mu_law_encode
 from ..distributions import Categorical
 from ..emphasis import deemphasis, preemphasis
-from ..lpc import analyse, from_parcor, predict_next, prediction
+from ..lpc import analyse, cepstrum, from_parcor, log_spectral_distance, predict_next, prediction
 from ..wavenet import WaveNet
 from . import register
 from .base import Decoder, DecoderOutput, StepInputs
@@ -81,28 +82,40 @@ class ExcitationNet(nn.Module):
         return self.classes
 
     def step_conditioning(self, local, glob, batch: int):
-        return _Rows(self.wavenet.step_conditioning(local.frames, None, batch), local.lpc, len(self.wavenet.layers))
+        return _Rows(self.wavenet.step_conditioning(local.frames, None, batch), local.lpc, local.sharpen,
+                     len(self.wavenet.layers))
 
     def incremental(self, batch: int):
         return _Steps(self, batch)
 
 
-class _FrameSource:
-    """Frame-rate outputs for generation: conditioning (B, C, F) held over hop samples, and the
-    LPC (B, F, M) of each frame."""
+def sharpening(voicing: torch.Tensor) -> torch.Tensor:
+    """LPCNet's pitch-dependent sharpening factor β = 1 + max(0, 1.5 c − 0.5) (Valin &
+    Skoglund 2019, section 3.3) of voicing strength c ∈ [0, 1] (…) (1 or 0 for a tracked F0,
+    the F0 head's probability for a predicted one; LPCNet uses the pitch correlation): the
+    excitation's logits are multiplied by β, so a voiced frame's distribution is up to twice
+    as sharp and an unvoiced one (β = 1) is left as it is."""
+    return 1.0 + (1.5 * voicing - 0.5).clamp_min(0.0)
 
-    def __init__(self, frames: torch.Tensor, lpc: torch.Tensor, hop: int):
+
+class _FrameSource:
+    """Frame-rate outputs for generation: conditioning (B, C, F) held over hop samples, the
+    LPC (B, F, M) and the sharpening factor (B, F) of each frame."""
+
+    def __init__(self, frames: torch.Tensor, lpc: torch.Tensor, sharpen: torch.Tensor, hop: int):
         from ...generate.conditioning import TensorLocal
-        self.frames, self.lpc, self.hop = TensorLocal(frames, hop), lpc, hop
+        self.frames, self.lpc, self.sharpen, self.hop = TensorLocal(frames, hop), lpc, sharpen, hop
 
 
 class _Rows:
-    """Per-frame rows for the excitation steps: the WaveNet's gate conditioning (L·G) and the
-    frame's and next frame's LPC (2M): (I, r, L·G + 2M) float64 (exact for the float32 gates)."""
+    """Per-frame rows for the excitation steps: the WaveNet's gate conditioning (L·G), the
+    frame's and next frame's LPC (2M) and the sharpening factor (1): (I, r, L·G + 2M + 1)
+    float64 (exact for the float32 gates)."""
 
-    def __init__(self, gates, lpc: torch.Tensor, layers: int):
+    def __init__(self, gates, lpc: torch.Tensor, sharpen: torch.Tensor, layers: int):
         self.gates, self.hold, self.layers = gates, gates.hold, layers
         self.lpc = torch.cat([lpc, lpc[:, -1:]], 1)  # frame F (past the end) holds the last
+        self.sharpen = sharpen.double()
 
     def rows(self, t0, n, items=None):
         items = list(range(self.lpc.shape[0])) if items is None else items
@@ -112,7 +125,8 @@ class _Rows:
         idx = torch.arange(f0, f0 + r).clamp_max(self.lpc.shape[1] - 2)
         a = self.lpc[items][:, idx]
         b = self.lpc[items][:, idx + 1]
-        return torch.cat([g.reshape(I, r, -1).double(), a, b], -1)  # float64: see LAR_LIMIT
+        beta = self.sharpen[items][:, idx.clamp_max(self.sharpen.shape[1] - 1), None]
+        return torch.cat([g.reshape(I, r, -1).double(), a, b, beta], -1)  # float64: see LAR_LIMIT
 
 
 class _Steps:
@@ -137,7 +151,8 @@ class _Steps:
         a = torch.lerp(cond[:, LG:LG + M], cond[:, LG + M:LG + 2 * M], j)
         self.p = predict_next(self.history, a).clamp(-1.0, 1.0)
         x = self.net.embedded(inputs, mu_law_encode(self.p.float(), self.net.classes), self.s_prev)
-        return self.stack.step_embedded(self.stack.slots[t % self.stack.period], x, gates)
+        logits = self.stack.step_embedded(self.stack.slots[t % self.stack.period], x, gates)
+        return logits * cond[:, LG + 2 * M, None].float()  # pitch-dependent sharpening
 
     def observe(self, classes: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
         """The sampled excitation classes (B,) → the signal s = p + e (B,) (what is output)."""
@@ -161,6 +176,8 @@ class SourceFilterDecoder(Decoder):
         super().__init__(hop, sample_rate, cfg.classes, cfg.preemphasis, cfg.input_noise)
         C, M = cfg.cond_channels, cfg.lpc_order
         self.order, self.envelope_weight = M, float(cfg.envelope_weight)
+        self.envelope_loss = getattr(cfg, "envelope_loss", "lar")
+        self.sharpen = True  # generation: pitch-dependent sharpening (off to compare steps with `forward`)
         self.output = Categorical(cfg.classes)
         self.speakers = nn.Embedding(num_speakers, cfg.speaker_dim)
         self.frame_net = _convs(code_dim + cfg.speaker_dim + 2, C, cfg.cond_layers)
@@ -218,8 +235,9 @@ class SourceFilterDecoder(Decoder):
             limit = math.tanh(LAR_LIMIT / 2)
             lar_true = 2 * torch.atanh(true.parcor.clamp(-limit, limit)).transpose(1, 2)
             log_gain_true = torch.log(true.gain.clamp_min(1e-5))
-        envelope = F.mse_loss(lar, lar_true) + F.mse_loss(log_gain, log_gain_true)
-        lpc = self.lpc_of(lar).detach()  # the excitation is taken with the predicted envelope, as generated
+        lpc = self.lpc_of(lar)
+        envelope = self._envelope_distance(lar, lpc, log_gain, lar_true, true.lpc, log_gain_true)
+        lpc = lpc.detach()  # the excitation is taken with the predicted envelope, as generated
         p = prediction(signal.double(), lpc, self.hop).float().clamp(-1, 1)
         e = (signal - p).clamp(-1, 1)
         e_cls, p_cls, s_cls = (mu_law_encode(x, self.classes) for x in (e, p, signal))
@@ -237,6 +255,18 @@ class SourceFilterDecoder(Decoder):
         loss = nll + self.envelope_weight * envelope + f0_loss
         return DecoderOutput(loss, nll, logits, {"envelope": envelope.detach(), "f0_head": f0_loss.detach()})
 
+    def _envelope_distance(self, lar, lpc, log_gain, lar_true, lpc_true, log_gain_true) -> torch.Tensor:
+        """The frame-level envelope loss: "cepstrum", the mean squared log-spectral distance
+        (nepers²) of the predicted envelope from the analysed one (what a listener's ear
+        weighs: formant peaks and spectral tilt, not coefficient values); "lar", the squared
+        error of log-area ratios and log-gain (the first runs, docs/source-filter.md)."""
+        if self.envelope_loss == "lar":
+            return F.mse_loss(lar, lar_true) + F.mse_loss(log_gain, log_gain_true)
+        n = 4 * self.order  # cepstral terms: an order-M all-pole log-spectrum's decay past ~3M
+        c = cepstrum(lpc, log_gain.double(), n)
+        c_true = cepstrum(lpc_true.double(), log_gain_true.double(), n)
+        return log_spectral_distance(c, c_true).mean().float()
+
     # ------------------------------------------------------------ generation
     def step_inputs(self, codebook, indices, speaker, frames, pitch=None) -> StepInputs:
         device = self.speakers.weight.device
@@ -245,11 +275,14 @@ class SourceFilterDecoder(Decoder):
             codewords = codebook.lookup(indices)
             if pitch is None:
                 f0 = self.predicted_f0(codewords, speaker)
+                voicing = torch.sigmoid(self._f0_head(codewords, speaker)[1])
             else:
                 f0 = torch.zeros(indices.shape, device=device)
                 for b, track in enumerate(pitch):
                     track = torch.as_tensor(np.asarray(track, dtype=np.float32))[: indices.shape[1]]
                     f0[b, : track.numel()] = track.to(device)
+                voicing = (f0 > 0).float()
+            beta = sharpening(voicing) if self.sharpen else torch.ones_like(voicing)
             Fr = indices.shape[1]
             h = torch.zeros(len(frames), self.frame_net[0].out_channels, Fr, device=device)
             lpc = torch.zeros(len(frames), Fr, self.order, device=device, dtype=torch.float64)
@@ -257,7 +290,7 @@ class SourceFilterDecoder(Decoder):
                 hb, lar, _ = self.frames(codewords[b:b + 1, :, :n], speaker[b:b + 1], f0[b:b + 1, :n])
                 h[b, :, :n], lpc[b, :n] = hb[0], self.lpc_of(lar)[0]
                 lpc[b, n:] = lpc[b, n - 1]
-            return StepInputs(_FrameSource(h, lpc, self.hop), None)
+            return StepInputs(_FrameSource(h, lpc, beta, self.hop), None)
 
     def generated(self, classes, values):
         return values  # the signal s = p + e, made by the steps
