@@ -127,7 +127,7 @@ def _convert(a: argparse.Namespace) -> None:
     try:
         items, rtf = convert(m, sources, a.speaker, out, temperature=_temperature(a.temperature, m), seed=a.seed,
                              fast=not a.slow, precision=a.precision, progress=not a.quiet, overwrite=a.overwrite,
-                             source_speakers=_source_speakers(m, sources))
+                             source_speakers=_source_speakers(m, sources), f0=a.f0, f0_shift=a.f0_shift)
     finally:
         signal.signal(signal.SIGTERM, old)
     new = [c for c in items if not c.skipped]
@@ -297,6 +297,12 @@ def build_parser() -> argparse.ArgumentParser:
     cv.add_argument("--out", metavar="PATH", help="output folder (default converted/), or a .wav for one conversion")
     cv.add_argument("--overwrite", action="store_true",
                     help="redo outputs that an earlier run finished (by default they are kept and skipped)")
+    cv.add_argument("--f0", choices=("source", "predicted"),
+                    help="decoders with explicit pitch (source_filter): 'source' (default) tracks the source's F0 "
+                         "and moves it onto the target speaker's range; 'predicted' lets the decoder's F0 head "
+                         "invent it from the codes (the paper's behaviour)")
+    cv.add_argument("--f0-shift", type=float, default=0.0, metavar="SEMITONES",
+                    help="raise (or, negative, lower) the F0 by this many semitones (decoders with explicit pitch)")
     _generation_options(cv)
     _device_option(cv)
     cv.add_argument("-q", "--quiet", action="store_true", help="no progress bar")

@@ -80,9 +80,15 @@ class _Source(NamedTuple):
     codes: np.ndarray  # (F,) int64
     samples: int       # length at the model rate
     level_db: float    # RMS level
+    f0: np.ndarray | None = None  # (F,) float32 Hz per code frame (0 unvoiced) when the decoder takes F0
 
 
-def _encode_source(model, path: pathlib.Path) -> _Source:
+PITCH_MARGIN = 0.25  # s of signal read on each side of a window for the pitch tracker (DIO's
+# analysis reaches ~3 periods of its 50 Hz floor), so a window's F0 is that of the whole file
+F0_MODES = ("source", "predicted")
+
+
+def _encode_source(model, path: pathlib.Path, track_pitch: bool = False) -> _Source:
     """Codes and level of one source, read and encoded a window at a time (memory: one window,
     whatever the length). The windows and margins are those of `AudioVQVAE.encode` on the
     whole waveform, so the codes are the same; each window is read with 0.1 s more signal on
@@ -109,6 +115,7 @@ def _encode_source(model, path: pathlib.Path) -> _Source:
     device = next(model.parameters()).device
     level = _Level()
     codes = np.empty(T // hop, np.int64)  # filled in place: no long-lived pieces between the windows' buffers
+    f0 = np.zeros(T // hop, np.float32) if track_pitch else None
     for w in model.encode_windows(T):
         y = read(w.lo, w.hi)
         level.add(y[w.start - w.lo:w.stop - w.lo])
@@ -116,15 +123,61 @@ def _encode_source(model, path: pathlib.Path) -> _Source:
         ind = model.encode(x, chunk=w.hi - w.lo)[0].cpu().numpy()  # one pass over the window
         first, count = (w.start - w.lo) // hop, (w.stop - w.start) // hop
         codes[w.start // hop:w.start // hop + count] = ind[first:first + count]
+        if track_pitch:
+            f0[w.start // hop:w.start // hop + count] = _track_window(read, w.start, w.stop, sr, hop, path)
     if level.silent:
         raise AudioError(f"{path}: audio is silent (peak below {audio.SILENCE_DBFS:.0f} dBFS)")
-    return _Source(codes, n, level.db)
+    return _Source(codes, n, level.db, f0)
+
+
+def _track_window(read, start: int, stop: int, sr: int, hop: int, path) -> np.ndarray:
+    """F0 of the code frames start // hop … stop // hop − 1 (start, stop whole hops), tracked
+    over the window with PITCH_MARGIN of signal each side; 0 (unvoiced) where it is silent."""
+    from .data.pitch import track
+    margin = -(-int(PITCH_MARGIN * sr) // hop) * hop
+    lo = max(0, start - margin)
+    y = read(lo, stop + margin)
+    frames = (stop - start) // hop
+    if y.size < hop or audio.is_silent(y[start - lo:stop - lo]):
+        return np.zeros(frames, np.float32)
+    f = track(y, sr, hop, name=str(path))
+    first = (start - lo) // hop
+    out = np.zeros(frames, np.float32)
+    kept = f[first:first + frames]
+    out[:kept.size] = kept
+    return out
+
+
+def source_f0(model, source: _Source, target: int, mode: str, shift: float) -> np.ndarray | None:
+    """The F0 (F,) Hz a conversion is generated with, for a source and a target speaker index:
+    "source": the source's F0 moved onto the target's log-F0 statistics (held in the decoder,
+    from its training corpus) by `pitch.map_f0`, the source's statistics being those of the
+    utterance (its speaker is in general unknown); "predicted": None, the decoder's F0 head
+    predicts it from the codes (the paper's behaviour: the decoder invents the prosody), or,
+    with a shift, that prediction shifted here. `shift` in semitones."""
+    from .data.pitch import PitchStats, map_f0, stats
+    decoder = model.decoder
+    if mode == "predicted":
+        if not shift:
+            return None
+        with torch.no_grad():
+            device = decoder.speakers.weight.device
+            codewords = model.quantizer.lookup(torch.from_numpy(source.codes)[None].to(device))
+            f0 = decoder.predicted_f0(codewords, torch.tensor([target], device=device))[0].cpu().numpy()
+        return (f0 * 2 ** (shift / 12)).astype(np.float32)
+    to = PitchStats(float(decoder.pitch_mean[target]), float(decoder.pitch_std[target]), 0)
+    try:
+        own = stats([source.f0])
+    except AudioError:  # (almost) nothing voiced, e.g. a whisper: it stays unvoiced
+        return source.f0.copy()
+    return map_f0(source.f0, own, to, shift)
 
 
 def convert(m: LoadedVQVAE, sources: list[pathlib.Path], targets: list[str], out: str | os.PathLike,
             temperature: float = 1.0, seed: int = 0, fast: bool = True, batch_size: int = 8,
             progress: bool = True, overwrite: bool = False, source_speakers: dict | None = None,
-            block: int = BLOCK, precision: str = "float32") -> tuple[list[Converted], float]:
+            block: int = BLOCK, precision: str = "float32", f0: str | None = None,
+            f0_shift: float = 0.0) -> tuple[list[Converted], float]:
     """Convert every source to every target speaker. `out` is a folder (or, for one source and
     one target, a .wav path). Returns the conversions (in source × target order) and the
     real-time factor of the generation.
@@ -134,8 +187,21 @@ def convert(m: LoadedVQVAE, sources: list[pathlib.Path], targets: list[str], out
     is rewritten after each one and lists exactly the finished ones. An output listed there
     by an earlier run with the same checkpoint, temperature, seed and precision is kept, not redone,
     unless `overwrite`. An interruption (KeyboardInterrupt) leaves no partial file.
+
+    A decoder that takes F0 (`needs_pitch`) gets the source's, mapped to the target (`f0`
+    "source", its default) or its own F0 head's (`f0` "predicted"), `f0_shift` semitones
+    higher (`source_f0`).
     """
     model = m.model
+    pitched = getattr(model.decoder, "needs_pitch", False)
+    if f0 is not None and f0 not in F0_MODES:
+        raise AudioVQError(f"--f0 must be one of {', '.join(F0_MODES)}, not {f0!r}")
+    if not pitched and (f0 is not None or f0_shift):
+        raise AudioVQError(f"the {model.decoder.kind} decoder of {m.path} takes no F0 (--f0, --f0-shift "
+                           "are for a decoder with explicit pitch, e.g. model.decoder.kind=source_filter)")
+    if not math.isfinite(f0_shift) or abs(f0_shift) > 24:
+        raise AudioVQError(f"--f0-shift must be a number of semitones within ±24, not {f0_shift}")
+    f0 = f0 or "source"
     speaker_idx = [m.speaker_index(t) for t in targets]  # unknown speakers fail before any work
     check_precision(model.decoder.network, fast, precision)
     out = pathlib.Path(out)
@@ -144,6 +210,8 @@ def convert(m: LoadedVQVAE, sources: list[pathlib.Path], targets: list[str], out
     jobs = [(i, t, k) for i in range(len(sources)) for t, k in zip(targets, speaker_idx)]
     paths = [out if single else out / f"{sources[i].stem}_to_{t}.wav" for i, t, _ in jobs]
     settings = {"temperature": temperature, "seed": seed, "precision": precision}
+    if pitched:
+        settings.update(f0=f0, f0_shift=f0_shift)
     speakers = source_speakers or {}
 
     def kept() -> dict[int, Converted]:
@@ -159,7 +227,7 @@ def convert(m: LoadedVQVAE, sources: list[pathlib.Path], targets: list[str], out
     done = kept()
     encoded: dict[int, _Source] = {}  # a bad source fails here, before any file is written
     for i in dict.fromkeys(i for j, (i, _, _) in enumerate(jobs) if j not in done):
-        encoded[i] = _encode_source(model, sources[i])
+        encoded[i] = _encode_source(model, sources[i], track_pitch=pitched and f0 == "source")
     # One run writes a folder at a time (its outputs and listing); a second one waits, then
     # does what the first left undone.
     with folder_lock(folder / ".conversions", announce=progress, remove=True):
@@ -183,11 +251,14 @@ def convert(m: LoadedVQVAE, sources: list[pathlib.Path], targets: list[str], out
                 for row, s in enumerate(items):
                     ind[row, :s.codes.size] = torch.from_numpy(s.codes)
                 writers = [_Writer(paths[j], sr) for j in batch]
+                pitch = [source_f0(model, s, jobs[j][2], f0, f0_shift) for j, s in zip(batch, items)] if pitched else None
+                if pitch is not None and any(p is None for p in pitch):
+                    pitch = None  # predicted by the decoder
                 try:
                     with contextlib.closing(stream(
                             model, ind, torch.tensor([jobs[j][2] for j in batch]), lengths=[s.samples for s in items],
                             temperature=temperature, seed=[seed + j for j in batch], fast=fast, block=block,
-                            precision=precision)) as blocks:
+                            precision=precision, pitch=pitch)) as blocks:
                         # (closed at once on an interruption: the generator's worker threads end)
                         for b in blocks:
                             busy += b.seconds

@@ -148,3 +148,64 @@ def test_sharpening_multiplies_voiced_logits_and_leaves_unvoiced_ones_as_they_ar
     assert torch.allclose(logits[True], logits[False] * beta, rtol=1e-6, atol=1e-6)
     unvoiced = beta == 1
     assert torch.equal(logits[True][:, unvoiced], logits[False][:, unvoiced])
+
+
+# ------------------------------------------------------------- the fast CPU path
+
+def _two_items(frames=40):
+    m = model().eval()
+    codes = m.encode(torch.cat([voiced(T=frames * HOP), voiced(T=frames * HOP, f0=180.0)]))
+    lengths = [frames * HOP, (frames - 7) * HOP + 5]
+    f0 = [np.full(frames, 140.0, np.float32),
+          np.r_[np.zeros(10), np.full(frames - 10, 200.0)].astype(np.float32)]  # unvoiced, then voiced
+    return m, codes, lengths, f0
+
+
+@pytest.mark.parametrize("temperature", [0.0, 1.0])
+def test_fast_and_torch_paths_generate_the_same_signal(temperature):
+    """The numba kernel (linear prediction and its µ-law bins in exact float64, the excitation
+    embeddings, sharpening, s = p + e) against the PyTorch step: the same samples."""
+    m, codes, lengths, f0 = _two_items()
+    a = generate(m, codes, torch.tensor([0, 2]), lengths, seed=5, pitch=f0, fast=False, temperature=temperature)
+    b = generate(m, codes, torch.tensor([0, 2]), lengths, seed=5, pitch=f0, fast=True, temperature=temperature)
+    for x, y, n in zip(a.audio, b.audio, lengths):
+        assert x.shape == y.shape == (n,)
+        np.testing.assert_array_equal(x, y)
+
+
+def test_fast_path_batch_of_nine_in_lane_groups_and_threads_equals_alone():
+    m = model().eval()
+    frames = 12
+    wavs = torch.cat([voiced(T=frames * HOP, f0=100.0 + 15 * i, seed=i) for i in range(9)])
+    codes = m.encode(wavs)
+    lengths = [frames * HOP - 9 * i for i in range(9)]
+    f0 = [np.full(frames, 100.0 + 15 * i, np.float32) for i in range(9)]
+    speaker = torch.arange(9) % 3
+    one = generate(m, codes, speaker, lengths, seed=3, pitch=f0, threads=1)  # a group of eight + one
+    two = generate(m, codes, speaker, lengths, seed=3, pitch=f0, threads=2)
+    for b in (0, 4, 8):
+        alone = generate(m, codes[b:b + 1], speaker[b:b + 1], lengths[b:b + 1], seed=3 + b, pitch=f0[b:b + 1])
+        np.testing.assert_array_equal(alone.audio[0], two.audio[b])
+    for x, y in zip(one.audio, two.audio):
+        np.testing.assert_array_equal(x, y)
+
+
+@pytest.mark.parametrize("p", ["int8", "bf16"])
+def test_reduced_precision_logits_within_the_wavenets_tolerance(p):
+    """Teacher-forced excitation logits with rounded weights against float32: the WaveNet's
+    rounding tolerances (tests/test_generate_precision.py) hold for the excitation network."""
+    from test_generate_precision import TOLERANCE
+
+    from audiovq.generate.engine import teacher_forced_logits
+    m, codes, lengths, f0 = _two_items(frames=30)
+    d = m.decoder
+    inputs = d.step_inputs(m.quantizer, codes[:, :30], torch.tensor([0, 2]), [30, 30], pitch=[x[:30] for x in f0])
+    forced = torch.randint(0, d.classes, (2, 30 * HOP), generator=torch.Generator().manual_seed(2))
+    exact = teacher_forced_logits(d.network, forced, inputs.local)
+    got = teacher_forced_logits(d.network, forced, inputs.local, precision=p)
+    err, scale = got - exact, exact.std()
+    rms, worst = TOLERANCE[p]
+    assert err.pow(2).mean().sqrt() < rms * scale
+    assert err.abs().max() < worst * scale
+    slow = teacher_forced_logits(d.network, forced, inputs.local, fast=False)
+    assert torch.allclose(exact, slow, atol=1e-5)

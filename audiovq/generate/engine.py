@@ -27,7 +27,7 @@ from ..nn.distributions import Categorical
 from ..nn.vqvae import AudioVQVAE
 from ..nn.wavenet import WaveNet
 from .conditioning import CONSTANT, LocalSource, UpsampledCodes
-from .fast import FastPath
+from .fast import FastPath, fast_wavenet
 from .incremental import TorchPath, torch_threads
 from .sampling import CATEGORICAL, SamplerSpec, UniformStream, sampler_for
 from .weights import PRECISIONS
@@ -97,8 +97,9 @@ def _device(network) -> torch.device:
 
 
 def has_fast_path(network) -> bool:
-    """Whether the numba kernels can run this network (a WaveNet on the CPU)."""
-    return isinstance(network, WaveNet) and _device(network).type == "cpu"
+    """Whether the numba kernels can run this network (a WaveNet, or one around a WaveNet
+    that `fast.fast_wavenet` knows, on the CPU)."""
+    return fast_wavenet(network) is not None and _device(network).type == "cpu"
 
 
 def check_precision(network, fast: bool, precision: str) -> None:
@@ -107,7 +108,7 @@ def check_precision(network, fast: bool, precision: str) -> None:
         raise AudioVQError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     if precision != "float32" and not (fast and has_fast_path(network)):
         device = _device(network).type
-        why = "--slow" if device == "cpu" and isinstance(network, WaveNet) else (
+        why = "--slow" if device == "cpu" and fast_wavenet(network) is not None else (
             device if device != "cpu" else "this decoder has no fast kernel")
         raise AudioVQError(f"precision {precision} is an option of the fast CPU path; the PyTorch path "
                            f"({why}) computes in float32")

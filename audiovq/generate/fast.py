@@ -1,5 +1,7 @@
 """The fast CPU path around the numba kernels (kernels.py): lane planning, per-thread state
-and the thread pool, for a WaveNet (the network of the "wavenet" decoder and of the prior).
+and the thread pool, for a WaveNet (the network of the "wavenet" decoder and of the prior)
+or a network that runs one with an `Excitation` around it (`fast_wavenet`, `excitation`:
+the source-filter decoder's).
 
 Items ("lanes") run alone (mat-vecs), or eight at a time sharing every weight load when a
 thread has more than four of them; threads each take a share of the items, make their gate
@@ -15,7 +17,7 @@ import torch
 
 from ..errors import AudioVQError
 from ..nn.wavenet import WaveNet
-from .kernels import GROUP, Lanes, Outputs, run_lanes
+from .kernels import GROUP, Lanes, Outputs, no_excitation, run_lanes
 from .sampling import SamplerSpec
 from .weights import PRECISIONS, history_sizes, no_panels, pack_stack, stack_arrays
 
@@ -60,11 +62,12 @@ class FastPath:
     precision: the mat-vec weights as "float32" (the module's own), "bf16" or "int8" (panels
     of `weights.pack_stack`; see kernels.py, "reduced-precision panels", for the arithmetic)."""
 
-    def __init__(self, wavenet: WaveNet, lengths: list[int], spec: SamplerSpec, first_input: int,
+    def __init__(self, network, lengths: list[int], spec: SamplerSpec, first_input: int,
                  forced: torch.Tensor | None = None, keep_logits: bool = False, threads: int = 1,
                  window: int | None = None, precision: str = "float32"):
         if precision not in PRECISIONS:
             raise AudioVQError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+        wavenet = fast_wavenet(network)
         self.w = stack_arrays(wavenet)
         self.packed = precision != "float32"
         self.panels = pack_stack(self.w, precision) if self.packed else no_panels()
@@ -83,14 +86,24 @@ class FastPath:
         self.forced = (np.zeros((1, 1), np.int64) if forced is None
                        else np.ascontiguousarray(forced.cpu().numpy().astype(np.int64)))
         self.keep_logits, self.use_forced = keep_logits, forced is not None
+        self.exc = network.excitation(n_lanes) if wavenet is not network else no_excitation(n_lanes)
+        self.gate_width = len(wavenet.layers) * wavenet.layers[0].conv.out_channels  # L·G columns of a row
         self.threads = len(self.plan.units)
         self.pool = ThreadPoolExecutor(self.threads) if self.threads > 1 else None
 
     def _thread(self, k: int, t0: int, n: int, cond, chunk: int, uniforms: np.ndarray) -> None:
-        rows = np.ascontiguousarray(cond.rows(t0, chunk, self.plan.items[k]).cpu().numpy(), dtype=np.float32)
+        rows = cond.rows(t0, chunk, self.plan.items[k]).cpu()
+        if self.exc.on:  # gates (float32) and the float64 columns after them
+            extra = np.ascontiguousarray(rows[..., self.gate_width:].numpy(), dtype=np.float64)
+            I, r = rows.shape[:2]
+            L = len(self.w.dilations)
+            rows = rows[..., :self.gate_width].reshape(I, r, L, -1)
+        else:
+            extra = np.zeros((1, 1, 1))
+        rows = np.ascontiguousarray(rows.numpy(), dtype=np.float32)
         for lane0, width in self.plan.units[k]:
             run_lanes(lane0, width, t0, n, self.w, self.panels, self.packed, self.lanes, rows, cond.hold, uniforms,
-                      self.spec, self.forced, self.use_forced, self.out, self.base, self.keep_logits)
+                      self.spec, self.forced, self.use_forced, self.out, self.base, self.keep_logits, self.exc, extra)
 
     def run(self, t0: int, n: int, cond, chunk: int, uniforms: torch.Tensor) -> None:
         """Steps t0 … t0 + n − 1 with conditioning `cond` (a GateConditioning, asked for
@@ -111,3 +124,11 @@ class FastPath:
         if self.pool is not None:
             self.pool.shutdown()
             self.pool = None
+
+
+def fast_wavenet(network) -> WaveNet | None:
+    """The WaveNet the kernels run for `network`: itself, or its `fast_wavenet` (None: none)."""
+    if isinstance(network, WaveNet):
+        return network
+    inner = getattr(network, "fast_wavenet", None)
+    return inner if isinstance(inner, WaveNet) and hasattr(network, "excitation") else None

@@ -454,6 +454,55 @@ class Lanes(NamedTuple):
     ring_mask: np.ndarray  # (L,) int64
 
 
+class Excitation(NamedTuple):
+    """A source-filter decoder's excitation network (nn/decoders/source_filter.py) around the
+    WaveNet: the step's input is embed[e[n−1]] + embed_p[µ(p[n])] + embed_s[µ(s[n−1])], with
+    p[n] the linear prediction of s[n] from its last M samples; the sample drawn is the class
+    of e[n] and the output s[n] = p[n] + e[n]. `on` False: a plain WaveNet (the arrays unused)."""
+    on: bool
+    embed_p: np.ndarray   # (C, R) float32
+    embed_s: np.ndarray   # (C, R) float32
+    decode: np.ndarray    # (C,) float32 µ-law value of each class (as `audio.mu_law_decode`)
+    history: np.ndarray   # (lanes, M) float64 last M samples of s, oldest first
+    s_prev: np.ndarray    # (lanes,) int64 µ-law class of s[n − 1]
+    p: np.ndarray         # (lanes,) float64 p[n] of the step being sampled
+    hop: int              # samples per frame (the LPC is interpolated within it)
+
+
+def no_excitation(lanes: int = 1) -> Excitation:
+    """The `Excitation` of a plain WaveNet."""
+    z = np.zeros((1, 1), np.float32)
+    return Excitation(False, z, z, np.zeros(1, np.float32), np.zeros((lanes, 1)), np.zeros(lanes, np.int64),
+                      np.zeros(lanes), 1)
+
+
+@njit(**_EXACT)
+def _predict(extra, history, frac):
+    """p[n] = −Σₘ aₘ s[n − m], summed m = 1 … M in order (as `lpc.predict_next`), with aₘ
+    torch.lerp'ed from the frame's (extra[:M]) towards the next frame's (extra[M:2M]) by frac;
+    clipped to [−1, 1]. float64 throughout, compiled exactly: both paths give the same p."""
+    M = history.shape[0]
+    acc = 0.0
+    for m in range(M):
+        a0, a1 = extra[m], extra[M + m]
+        a = a0 + frac * (a1 - a0) if frac < 0.5 else a1 - (a1 - a0) * (1.0 - frac)
+        acc += a * history[M - 1 - m]
+    return min(max(-acc, -1.0), 1.0)
+
+
+@njit(**_EXACT)
+def _observe(exc, lane, k, classes):
+    """After drawing class k of e[n]: s[n] = clip(p[n] + e[n]) into the lane's history and
+    s_prev; returns s[n] (float64)."""
+    s = min(max(exc.p[lane] + np.float64(exc.decode[k]), -1.0), 1.0)
+    M = exc.history.shape[1]
+    for m in range(M - 1):
+        exc.history[lane, m] = exc.history[lane, m + 1]
+    exc.history[lane, M - 1] = s
+    exc.s_prev[lane] = _mu_law_bin(s, classes)
+    return s
+
+
 class Outputs(NamedTuple):
     """A window of outputs: step t at column t − base."""
     classes: np.ndarray  # (B, W) int64
@@ -463,14 +512,16 @@ class Outputs(NamedTuple):
 
 @njit(nogil=True, **_FAST)
 def run_lanes(lane0, width, t0, n, w, p, packed, lanes, rows, hold, uniforms, spec, forced, use_forced,
-              out, base, keep_logits):
+              out, base, keep_logits, exc, extra):
     """Steps t0 … t0 + n − 1 of lanes lane0 … lane0 + width − 1 (width 1 or GROUP).
 
     w: StackWeights of numpy arrays; p: their PanelWeights, used for the mat-vecs when
     `packed` (reduced precision; the float32 `w` otherwise); lanes: `Lanes` (advanced in
     place); rows (I, r, L, G) gate conditioning of the thread's items, row j // hold for chunk
     step j; uniforms (B, n, U); spec: the SamplerSpec; forced (B, T) inputs when use_forced;
-    out: `Outputs` of a window of steps starting at `base` (logits when keep_logits).
+    out: `Outputs` of a window of steps starting at `base` (logits when keep_logits); exc: the
+    `Excitation` state (advanced in place) when exc.on, with extra (I, r, 2M + 1) float64 the
+    rows' LPC of the frame and the next and the sharpening factor (source_filter._Rows).
     """
     L, G, KR = w.conv.shape
     ring, ring_off, ring_mask, prev = lanes.ring, lanes.ring_off, lanes.ring_mask, lanes.prev
@@ -509,6 +560,13 @@ def run_lanes(lane0, width, t0, n, w, p, packed, lanes, rows, hold, uniforms, sp
             lane = lane0 + b
             c = forced[lane_item[lane], t] if use_forced else prev[lane]
             x[b, :] = w.embed[c]
+            if exc.on:
+                M = exc.history.shape[1]
+                frac = (t % exc.hop) / exc.hop
+                exc.p[lane] = _predict(extra[lane_row[lane], row], exc.history[lane], frac)
+                pc = _mu_law_bin(exc.p[lane], O)
+                for r in range(R):
+                    x[b, r] = (x[b, r] + exc.embed_p[pc, r]) + exc.embed_s[exc.s_prev[lane], r]
         for l in range(L):
             d = w.dilations[l]
             off = ring_off[l]
@@ -544,6 +602,12 @@ def run_lanes(lane0, width, t0, n, w, p, packed, lanes, rows, hold, uniforms, sp
                 z[b, i] = max(z[b, i], f32(0.0))
             logits[b, :] = w.head2_bias
         _product(w.head2, p.head2, p.head2_scale, z, head, width, packed, xq)
+        if exc.on:  # pitch-dependent sharpening
+            M = exc.history.shape[1]
+            for b in range(width):
+                beta = f32(extra[lane_row[lane0 + b], row, 2 * M])
+                for o in range(O):
+                    logits[b, o] = logits[b, o] * beta
         for b in range(width):
             lane = lane0 + b
             if t >= lane_len[lane]:
@@ -554,6 +618,8 @@ def run_lanes(lane0, width, t0, n, w, p, packed, lanes, rows, hold, uniforms, sp
             if use_forced:
                 continue
             k, v = _sample(logits[b], uniforms[item, j], spec, scaled, cum)
+            if exc.on:
+                v = f32(_observe(exc, lane, k, O))
             prev[lane] = k
             out.classes[item, t - base] = k
             out.values[item, t - base] = v

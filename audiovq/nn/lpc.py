@@ -106,8 +106,9 @@ def coefficients_at(lpc: torch.Tensor, n: int, hop: int) -> torch.Tensor:
 
 def predict_next(history: torch.Tensor, lpc: torch.Tensor) -> torch.Tensor:
     """One step of generation: p (B,) from the last M samples history (B, M), oldest first,
-    and the sample's a₁ … a_M (B, M) (`coefficients_at`)."""
-    return -(lpc * history.flip(-1)).sum(-1)
+    and the sample's a₁ … a_M (B, M) (`coefficients_at`). Summed m = 1 … M in that order
+    (a cumulative sum), as the fast kernel does, so both give the same p."""
+    return -(lpc * history.flip(-1)).cumsum(-1)[..., -1]
 
 
 def cepstrum(lpc: torch.Tensor, log_gain: torch.Tensor, length: int) -> torch.Tensor:

@@ -88,6 +88,24 @@ class ExcitationNet(nn.Module):
     def incremental(self, batch: int):
         return _Steps(self, batch)
 
+    @property
+    def fast_wavenet(self) -> WaveNet:
+        """The WaveNet the fast CPU path runs (generate/fast.py), with `excitation` around it."""
+        return self.wavenet
+
+    def excitation(self, lanes: int):
+        """The fast kernel's state for `lanes` lanes (generate/kernels.Excitation), as `_Steps`
+        starts: silence before the first sample."""
+        from ...generate.kernels import Excitation
+        C = self.classes
+        with torch.no_grad():
+            table = lambda emb: np.ascontiguousarray(emb.weight.detach().cpu().float().numpy())
+            decode = mu_law_decode(torch.arange(C), C).float().numpy()
+        silence = int(mu_law_encode(torch.zeros(1), C).item())
+        return Excitation(True, table(self.embed_p), table(self.embed_s), np.ascontiguousarray(decode),
+                          np.zeros((lanes, self.order)), np.full(lanes, silence, np.int64), np.zeros(lanes),
+                          int(self.hop))
+
 
 def sharpening(voicing: torch.Tensor) -> torch.Tensor:
     """LPCNet's pitch-dependent sharpening factor β = 1 + max(0, 1.5 c − 0.5) (Valin &
@@ -135,6 +153,8 @@ class _Steps:
 
     def __init__(self, net: ExcitationNet, batch: int):
         from ...generate.incremental import TorchStack
+        from ...generate.sampling import mu_law_bins
+        self.bins = lambda x: mu_law_bins(x, net.classes)  # float64, as the fast kernel
         self.net, self.stack = net, TorchStack(net.wavenet, batch)
         self.device, self.outputs = self.stack.device, net.classes
         self.L = len(net.wavenet.layers)
@@ -148,9 +168,10 @@ class _Steps:
         LG, M = self.L * self.G, self.net.order
         gates = cond[:, :LG].float().view(-1, self.L, self.G)
         j = (t % self.net.hop) / self.net.hop
-        a = torch.lerp(cond[:, LG:LG + M], cond[:, LG + M:LG + 2 * M], j)
+        a0, a1 = cond[:, LG:LG + M], cond[:, LG + M:LG + 2 * M]
+        a = a0 + j * (a1 - a0) if j < 0.5 else a1 - (a1 - a0) * (1.0 - j)  # torch.lerp's rule, unfused
         self.p = predict_next(self.history, a).clamp(-1.0, 1.0)
-        x = self.net.embedded(inputs, mu_law_encode(self.p.float(), self.net.classes), self.s_prev)
+        x = self.net.embedded(inputs, self.bins(self.p), self.s_prev)
         logits = self.stack.step_embedded(self.stack.slots[t % self.stack.period], x, gates)
         return logits * cond[:, LG + 2 * M, None].float()  # pitch-dependent sharpening
 
@@ -158,7 +179,7 @@ class _Steps:
         """The sampled excitation classes (B,) → the signal s = p + e (B,) (what is output)."""
         s = (self.p + mu_law_decode(classes, self.net.classes).double()).clamp(-1.0, 1.0)
         self.history = torch.cat([self.history[:, 1:], s[:, None]], 1)
-        self.s_prev = mu_law_encode(s.float(), self.net.classes)
+        self.s_prev = self.bins(s)
         return s.float()
 
     def state(self):
