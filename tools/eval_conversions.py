@@ -14,7 +14,9 @@ resynthesis is the ceiling for how many a conversion can keep.
 
 What a listener hears (audiovq/evaluate/listener.py: pocketsphinx WER, DNSMOS) is summed up
 for conversions, resyntheses (those own-speaker decodes), the sources and their representation
-limit, over all sources and by group (training speakers' held-out utterances, held-out
+limit, and two rows that need no model (audiovq/evaluate/envelope_vocoder.py): each source
+re-synthesised from its own all-pole envelope at the code rate under white noise ("env+noise")
+and under pulses at its F0 ("env+pulses"), over all sources and by group (training speakers' held-out utterances, held-out
 speakers), with the issue's bars read off: resynthesis at least as good as conversion,
 conversion WER ≤ limit WER + 0.10, conversion DNSMOS OVRL ≥ 2.3.
 """
@@ -60,6 +62,7 @@ def pairs(manifest: Manifest, model_speakers: list[str], targets: int, test: int
 WER_MARGIN = 0.10  # a conversion may lose this much WER beyond the representation limit
 MIN_OVRL = 2.3     # DNSMOS OVRL a conversion should reach
 KINDS = ("conversion", "resynthesis", "source", "limit")
+MODEL_FREE = {"env+noise": "noise", "env+pulses": "pulses"}  # row → envelope_vocoder excitation
 MEASURES = ("wer", "ovrl", "sig", "bak")
 
 
@@ -68,9 +71,11 @@ def _figures(s: dict, kind: str) -> dict:
     return {"wer": s[f"wer_{kind}"], **{k: s[f"dnsmos_{k}_{kind}"] for k in MEASURES[1:]}}
 
 
-def listener_groups(conversions: list[dict], resyntheses: list[dict], training: set[str]) -> dict:
+def listener_groups(conversions: list[dict], resyntheses: list[dict], training: set[str],
+                    model_free: dict[str, list[dict]] | None = None) -> dict:
     """{group: {kind: {measure: value}, "checks": {…}}} for groups "all", "training speakers"
-    (held-out utterances of speakers the model was trained on) and "held-out speakers"."""
+    (held-out utterances of speakers the model was trained on) and "held-out speakers";
+    `model_free`: {row: items heard as "output"} of the rows that need no model (MODEL_FREE)."""
     tests = {"all": lambda i: True, "training speakers": lambda i: i["source_speaker"] in training,
              "held-out speakers": lambda i: i["source_speaker"] not in training}
     out = {}
@@ -81,6 +86,8 @@ def listener_groups(conversions: list[dict], resyntheses: list[dict], training: 
         c, r = summarize(conv), summarize([i for i in resyntheses if keep(i)])
         g = {"pairs": len(conv), "conversion": _figures(c, "output"), "resynthesis": _figures(r, "output"),
              "source": _figures(c, "source"), "limit": _figures(c, "limit")}
+        for row, items in (model_free or {}).items():
+            g[row] = _figures(summarize([i for i in items if keep(i)]), "output")
         conv_f, res_f, lim_f = g["conversion"], g["resynthesis"], g["limit"]
         g["checks"] = {  # None: a figure is missing (no transcripts, no resyntheses, no eval extra)
             "resynthesis_wer_le_conversion": _le(res_f["wer"], conv_f["wer"]),
@@ -101,10 +108,12 @@ def format_groups(groups: dict) -> str:
         return "    -" if math.isnan(x) else f"{x:5.2f}"
     lines = [f"what a listener hears — WER (pooled) and mean DNSMOS; columns: {', '.join(KINDS)}"]
     for name, g in groups.items():
-        lines.append(f"  {name} ({g['pairs']} pairs)")
+        kinds = KINDS + tuple(k for k in MODEL_FREE if k in g)
+        lines.append(f"  {name} ({g['pairs']} pairs)" + ("; columns after limit: " + ", ".join(kinds[len(KINDS):])
+                                                           if len(kinds) > len(KINDS) else ""))
         for m in MEASURES:
             label = "WER" if m == "wer" else f"DNSMOS {m.upper()}"
-            lines.append(f"    {label:12} " + "  ".join(f"{num(g[k][m]):>11}" for k in KINDS))
+            lines.append(f"    {label:12} " + "  ".join(f"{num(g[k][m]):>11}" for k in kinds))
         verdict = {True: "yes", False: "NO", None: "-"}
         c = g["checks"]
         lines.append(f"    resynthesis ≥ conversion: WER {verdict[c['resynthesis_wer_le_conversion']]}, OVRL "
@@ -131,6 +140,32 @@ def speaker_shares(items: list[dict], manifest: Manifest, training: set[str]) ->
     return out
 
 
+def model_free_rows(model, utterances: list, manifest: Manifest, listener: Listener) -> dict[str, list[dict]]:
+    """Each source utterance re-synthesised from its own envelope (MODEL_FREE), heard:
+    {row: [{"source", "source_speaker", "heard": {"output": …}}]}. The envelope is analysed as
+    the model's decoder would predict it (its hop; a source-filter decoder's order and
+    pre-emphasis, else order 12 and the decoder's pre-emphasis)."""
+    from dataclasses import asdict
+
+    from audiovq import audio
+    from audiovq.evaluate import envelope_vocoder
+    from audiovq.evaluate.listener import manifest_texts
+
+    sr, hop = model.sample_rate, model.hop
+    order = getattr(model.decoder, "order", 12)
+    coef = getattr(model.decoder, "preemphasis", 0.0)
+    texts = manifest_texts(manifest)
+    rows = {row: [] for row in MODEL_FREE}
+    for u in utterances:
+        path = str(manifest.root / u.path)
+        wav = audio.load(path, sr)
+        for row, kind in MODEL_FREE.items():
+            y = envelope_vocoder.resynthesize(wav, sr, hop, order, coef, kind)
+            heard = listener(y, sr, texts.get(u.id))
+            rows[row].append({"source": path, "source_speaker": u.speaker, "heard": {"output": asdict(heard)}})
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--checkpoint", help="checkpoint or run dir (default: as the CLI)")
@@ -139,6 +174,8 @@ def main() -> None:
     ap.add_argument("--test", type=int, default=5, help="utterances per held-out speaker")
     ap.add_argument("--val", type=int, help="only the first N held-out utterances of training speakers "
                                             "(default: all; for a quick look)")
+    ap.add_argument("--f0", choices=("source", "predicted"),
+                    help="F0 of a decoder with explicit pitch (as `audiovq convert --f0`; default source)")
     ap.add_argument("--out", default="runs/eval-conversions")
     ap.add_argument("--no-reconstructions", dest="reconstructions", action="store_false",
                     help="skip decoding the sources as their own speaker (the codes-kept ceiling)")
@@ -157,7 +194,7 @@ def main() -> None:
     conversions = []
     for t, utts in sorted(by_target.items()):
         done, _ = convert(m, [manifest.root / u.path for u in utts], [t], out, temperature=a.temperature,
-                            progress=False)
+                          progress=False, f0=a.f0)
         conversions += [Conversion(str(c.source), t, str(c.output), u.speaker, u.id) for c, u in zip(done, utts)]
     align = pathlib.Path(manifest.source_root) / "alignments"
     listener = Listener()  # shared: each source and its limit are heard once for both lists
@@ -169,15 +206,16 @@ def main() -> None:
         for spk in sorted({u.speaker for u in own}):
             utts = [u for u in own if u.speaker == spk]
             done, _ = convert(m, [manifest.root / u.path for u in utts], [spk], out / "reconstructions",
-                              temperature=a.temperature, progress=False)
+                              temperature=a.temperature, progress=False, f0=a.f0)
             recon += [Conversion(str(c.source), spk, str(c.output), spk, u.id) for c, u in zip(done, utts)]
         rr = evaluate(m.model, recon, manifest, None, listener=listener)
         r, resyntheses = rr["summary"], rr["items"]
         report["reconstructions"] = {k: r[k] for k in ("conversions", "code_agreement", "mel_distance")}
     report["by_pair"] = speaker_shares(report["items"], manifest, set(ids))
     if listener.active:
-        report["listener"] = listener_groups(report["items"], resyntheses, set(ids))
-    report["setup"] = {"checkpoint": str(m.path), "step": m.step, "temperature": a.temperature,
+        free = model_free_rows(m.model, [u for u in {u.id: u for u, _ in todo}.values()], manifest, listener)
+        report["listener"] = listener_groups(report["items"], resyntheses, set(ids), free)
+    report["setup"] = {"checkpoint": str(m.path), "step": m.step, "temperature": a.temperature, "f0": a.f0,
                        "pairs": len(conversions), "sources": len({c.source for c in conversions})}
     write_json(out / "evaluation.json", report)
     print(f"checkpoint {m.path} (step {m.step}), temperature {a.temperature:g}, "

@@ -1,0 +1,61 @@
+"""What a right envelope alone carries: a waveform re-synthesised from its own all-pole
+envelope (nn/lpc.py) under a model-free excitation, with no network at all. The conversion
+benchmark (tools/eval_conversions.py) scores two such rows for every source beside each
+model's outputs:
+
+- "noise": white noise at each frame's gain (a whisper): the words an envelope keeps;
+- "pulses": a pulse train at the source's F0 (data/pitch.py) where it is voiced, noise where
+  not (LPC-10 style): what a crude periodic excitation adds.
+
+The envelope is analysed at the model's code frames (hop, order, pre-emphasis), so the rows
+show what the source-filter decoder could give if it predicted the envelope exactly.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from .. import audio
+from ..nn.emphasis import deemphasis, preemphasis
+from ..nn.lpc import analyse, synthesis
+
+EXCITATIONS = ("noise", "pulses")
+
+
+def excitation_signal(kind: str, f0: np.ndarray, gain: np.ndarray, hop: int, sample_rate: int,
+                      length: int, seed: int = 0) -> np.ndarray:
+    """(length,) float64 unit-power excitation scaled by each frame's gain (F,): white noise,
+    or ("pulses") one pulse per period of f0 (F,) Hz (phase carried across frames, amplitude
+    √period so its power is 1) where f0 > 0 and noise where it is 0."""
+    if kind not in EXCITATIONS:
+        raise ValueError(f"excitation must be one of {', '.join(EXCITATIONS)}, not {kind!r}")
+    rng = np.random.default_rng(seed)
+    e = rng.standard_normal(length)
+    if kind == "pulses":
+        per_sample = np.repeat(np.asarray(f0, np.float64), hop)[:length]
+        per_sample = np.pad(per_sample, (0, length - per_sample.size))
+        voiced = per_sample > 0
+        phase = np.cumsum(np.where(voiced, per_sample / sample_rate, 0.0))
+        pulse = np.zeros(length, bool)
+        pulse[1:] = np.floor(phase[1:]) > np.floor(phase[:-1])
+        e = np.where(voiced, 0.0, e)
+        e[pulse & voiced] = np.sqrt(sample_rate / per_sample[pulse & voiced])
+    g = np.repeat(np.asarray(gain, np.float64), hop)[:length]
+    return e * np.pad(g, (0, length - g.size), mode="edge")
+
+
+def resynthesize(wav: np.ndarray, sample_rate: int, hop: int, order: int, preemphasis_coef: float,
+                 excitation: str, seed: int = 0) -> np.ndarray:
+    """wav (T,) at sample_rate → (T,) float32: its own envelope (order `order`, one per `hop`
+    samples) over the excitation `excitation` ("noise" | "pulses"), at the source's loudness."""
+    from ..data.pitch import track
+
+    x = np.asarray(wav, np.float32)
+    s = preemphasis(torch.from_numpy(x)[None].double(), preemphasis_coef)
+    env = analyse(s, hop, order)
+    f0 = track(x, sample_rate, hop) if excitation == "pulses" else np.zeros(env.gain.shape[1])
+    e = excitation_signal(excitation, f0, env.gain[0].numpy(), hop, sample_rate, x.size, seed)
+    y = synthesis(torch.from_numpy(e)[None], env.lpc.double(), hop)[0].numpy()
+    y = deemphasis(y, preemphasis_coef)
+    scale = 10 ** ((audio.loudness_db(x) - audio.loudness_db(y.astype(np.float32))) / 20)
+    return np.clip(y * scale, -1.0, 1.0).astype(np.float32)
