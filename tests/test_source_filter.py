@@ -209,3 +209,30 @@ def test_reduced_precision_logits_within_the_wavenets_tolerance(p):
     assert err.abs().max() < worst * scale
     slow = teacher_forced_logits(d.network, forced, inputs.local, fast=False)
     assert torch.allclose(exact, slow, atol=1e-5)
+
+
+def test_frames_computed_a_window_at_a_time_equal_the_whole(monkeypatch):
+    """The frame-rate outputs (conditioning, LPC, sharpening) of a long file are made a window
+    of frames at a time with a margin: windows of 8 frames give those of one window holding
+    all 40, up to float rounding (as the WaveNet's windowed context), with given F0 and with
+    the F0 head's; and past each item's end, no conditioning and its last frame's LPC."""
+    from audiovq.nn.decoders.source_filter import _Frames
+
+    m, codes, lengths, f0 = _two_items()
+    d, frames = m.decoder, [-(-n // HOP) for n in lengths]
+    for pitch in (f0, None):
+        whole = _Frames(d, m.quantizer, codes, torch.tensor([0, 2]), frames, pitch)
+        monkeypatch.setattr(_Frames, "WINDOW", 8)
+        small = _Frames(d, m.quantizer, codes, torch.tensor([0, 2]), frames, pitch)
+        monkeypatch.setattr(_Frames, "WINDOW", 1024)
+        for f in range(0, 40, 7):
+            a, b = whole.blocks(f, f + 7, [0, 1]), small.blocks(f, f + 7, [0, 1])
+            assert (a - b).abs().max() < 1e-5
+            a, b = whole.extras(f, f + 7, [0, 1]), small.extras(f, f + 7, [0, 1])
+            assert torch.allclose(a, b, rtol=1e-4, atol=1e-5)
+        end = frames[1]
+        assert small.blocks(end, 40, [1]).abs().max() == 0
+        tail = small.extras(end - 1, 40, [1])[0]
+        M = d.order
+        assert torch.equal(tail[1:, :M], tail[:1, :M].expand(40 - end, -1))
+        assert torch.equal(tail[:, M:2 * M], tail[:1, :M].expand(40 - end + 1, -1))

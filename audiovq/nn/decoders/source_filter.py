@@ -82,8 +82,7 @@ class ExcitationNet(nn.Module):
         return self.classes
 
     def step_conditioning(self, local, glob, batch: int):
-        return _Rows(self.wavenet.step_conditioning(local.frames, None, batch), local.lpc, local.sharpen,
-                     len(self.wavenet.layers))
+        return _Rows(self.wavenet.step_conditioning(local, None, batch), local)
 
     def incremental(self, batch: int):
         return _Steps(self, batch)
@@ -116,13 +115,88 @@ def sharpening(voicing: torch.Tensor) -> torch.Tensor:
     return 1.0 + (1.5 * voicing - 0.5).clamp_min(0.0)
 
 
-class _FrameSource:
-    """Frame-rate outputs for generation: conditioning (B, C, F) held over hop samples, the
-    LPC (B, F, M) and the sharpening factor (B, F) of each frame."""
+class _Frames:
+    """The frame-rate outputs of generation, computed a window of frames at a time from the
+    codes (so a long file's (B, C, F) conditioning never exists whole): the excitation
+    network's conditioning held over `hold` = hop samples (`blocks`, the engine's LocalSource),
+    and each frame's LPC and sharpening factor (`extras`). Each window is computed with a
+    margin of real frames wider than the frame-rate convolutions' reach, so it equals the
+    whole signal's; each item's frames are those of its own first `frames[b]` frames, as if
+    generated alone (past its end: zero conditioning, the last frame's LPC, no sharpening).
+    """
 
-    def __init__(self, frames: torch.Tensor, lpc: torch.Tensor, sharpen: torch.Tensor, hop: int):
-        from ...generate.conditioning import TensorLocal
-        self.frames, self.lpc, self.sharpen, self.hop = TensorLocal(frames, hop), lpc, sharpen, hop
+    WINDOW = 1024  # frames per window
+
+    def __init__(self, decoder: "SourceFilterDecoder", codebook, indices: torch.Tensor, speaker: torch.Tensor,
+                 frames: list[int], pitch: list | None):
+        self.decoder, self.codebook, self.indices, self.speaker = decoder, codebook, indices, speaker
+        self.lengths, self.pitch, self.hold = frames, pitch, decoder.hop
+        convs = [m for net in (decoder.frame_net, decoder.f0_net) for m in net.modules() if isinstance(m, nn.Conv1d)]
+        self.reach = sum(m.padding[0] for m in convs)  # the F0 head feeds the frame network: both reaches
+        self._windows: dict[int, dict[int, tuple]] = {}  # item → {window: (h, lpc, beta)}, the last two
+
+    @torch.no_grad()
+    def _window(self, b: int, w: int) -> tuple:
+        windows = self._windows.setdefault(b, {})
+        if w not in windows:
+            from ...generate.incremental import torch_threads
+            with torch_threads(1):  # one thread, whoever asks: the convolutions' last frames are
+                windows[w] = self._compute(b, w)  # summed otherwise on more threads (1 ulp)
+            for old in [ww for ww in windows if ww < w - 1]:
+                del windows[old]
+        return windows[w]
+
+    def _compute(self, b: int, w: int) -> tuple:
+        """(conditioning (C, W), LPC (W, M) float64, sharpening (W,)) of window w of item b."""
+        W, d, n = self.WINDOW, self.decoder, self.lengths[b]
+        lo, hi = max(0, w * W - self.reach), min(n, (w + 1) * W + self.reach)
+        C, M = d.frame_net[0].out_channels, d.order
+        h = torch.zeros(C, W, device=self.indices.device)
+        lpc = torch.zeros(W, M, dtype=torch.float64, device=self.indices.device)
+        beta = torch.ones(W, device=self.indices.device)
+        if w * W < n:
+            codewords = self.codebook.lookup(self.indices[b:b + 1, lo:hi])
+            spk = self.speaker[b:b + 1]
+            if self.pitch is None:  # the F0 head's, with its voicing probability
+                f0 = d.predicted_f0(codewords, spk)
+                voicing = torch.sigmoid(d._f0_head(codewords, spk)[1])
+            else:
+                track = np.zeros(hi - lo, np.float32)
+                given = np.asarray(self.pitch[b], dtype=np.float32)[lo:hi]
+                track[:given.size] = given
+                f0 = torch.from_numpy(track)[None].to(codewords.device)
+                voicing = (f0 > 0).float()
+            hw, lar, _ = d.frames(codewords, spk, f0)
+            keep = slice(w * W - lo, min(hi, (w + 1) * W) - lo)
+            k = keep.stop - keep.start
+            h[:, :k], lpc[:k] = hw[0, :, keep], d.lpc_of(lar)[0, keep]
+            if d.sharpen:
+                beta[:k] = sharpening(voicing[0, keep])
+            lpc[k:] = lpc[k - 1]  # past the item's end (k < W): its last frame's envelope
+        else:  # wholly past the end
+            lpc[:] = self._window(b, (n - 1) // W)[1][(n - 1) % W]
+        return h, lpc, beta
+
+    def _stitch(self, b: int, part: int, f0: int, f1: int) -> torch.Tensor:
+        """Frames f0 … f1 − 1 of one part (0 conditioning (C, ·), 1 LPC (·, M), 2 sharpening (·))."""
+        W = self.WINDOW
+        pieces = [self._window(b, k)[part] for k in range(f0 // W, -(-f1 // W))]
+        dim = -1 if part == 0 else 0
+        cat = pieces[0] if len(pieces) == 1 else torch.cat(pieces, dim)
+        return cat.narrow(dim, f0 - (f0 // W) * W, f1 - f0)
+
+    def blocks(self, b0: int, b1: int, items: list[int]) -> torch.Tensor:
+        """Conditioning of frames b0 … b1 − 1: (I, C, b1 − b0)."""
+        return torch.stack([self._stitch(b, 0, b0, b1) for b in items])
+
+    def extras(self, f0: int, f1: int, items: list[int]) -> torch.Tensor:
+        """(I, f1 − f0, 2M + 1) float64: each frame's LPC, the next frame's, its sharpening factor."""
+        out = []
+        for b in items:
+            lpc = self._stitch(b, 1, f0, f1 + 1)
+            beta = self._stitch(b, 2, f0, f1).double()
+            out.append(torch.cat([lpc[:-1], lpc[1:], beta[:, None]], -1))
+        return torch.stack(out)
 
 
 class _Rows:
@@ -130,21 +204,16 @@ class _Rows:
     frame's and next frame's LPC (2M) and the sharpening factor (1): (I, r, L·G + 2M + 1)
     float64 (exact for the float32 gates)."""
 
-    def __init__(self, gates, lpc: torch.Tensor, sharpen: torch.Tensor, layers: int):
-        self.gates, self.hold, self.layers = gates, gates.hold, layers
-        self.lpc = torch.cat([lpc, lpc[:, -1:]], 1)  # frame F (past the end) holds the last
-        self.sharpen = sharpen.double()
+    def __init__(self, gates, frames: _Frames):
+        self.gates, self.hold, self.frames = gates, gates.hold, frames
 
     def rows(self, t0, n, items=None):
-        items = list(range(self.lpc.shape[0])) if items is None else items
+        items = list(range(len(self.frames.lengths))) if items is None else items
         g = self.gates.rows(t0, n, items)  # (I, r, L, G)
         I, r = g.shape[:2]
         f0 = t0 // self.hold
-        idx = torch.arange(f0, f0 + r).clamp_max(self.lpc.shape[1] - 2)
-        a = self.lpc[items][:, idx]
-        b = self.lpc[items][:, idx + 1]
-        beta = self.sharpen[items][:, idx.clamp_max(self.sharpen.shape[1] - 1), None]
-        return torch.cat([g.reshape(I, r, -1).double(), a, b, beta], -1)  # float64: see LAR_LIMIT
+        extra = self.frames.extras(f0, f0 + r, items)
+        return torch.cat([g.reshape(I, r, -1).double(), extra], -1)  # float64: see LAR_LIMIT
 
 
 class _Steps:
@@ -291,27 +360,7 @@ class SourceFilterDecoder(Decoder):
     # ------------------------------------------------------------ generation
     def step_inputs(self, codebook, indices, speaker, frames, pitch=None) -> StepInputs:
         device = self.speakers.weight.device
-        indices, speaker = indices.to(device), speaker.to(device)
-        with torch.no_grad():
-            codewords = codebook.lookup(indices)
-            if pitch is None:
-                f0 = self.predicted_f0(codewords, speaker)
-                voicing = torch.sigmoid(self._f0_head(codewords, speaker)[1])
-            else:
-                f0 = torch.zeros(indices.shape, device=device)
-                for b, track in enumerate(pitch):
-                    track = torch.as_tensor(np.asarray(track, dtype=np.float32))[: indices.shape[1]]
-                    f0[b, : track.numel()] = track.to(device)
-                voicing = (f0 > 0).float()
-            beta = sharpening(voicing) if self.sharpen else torch.ones_like(voicing)
-            Fr = indices.shape[1]
-            h = torch.zeros(len(frames), self.frame_net[0].out_channels, Fr, device=device)
-            lpc = torch.zeros(len(frames), Fr, self.order, device=device, dtype=torch.float64)
-            for b, n in enumerate(frames):  # each item as if alone: nothing past its end
-                hb, lar, _ = self.frames(codewords[b:b + 1, :, :n], speaker[b:b + 1], f0[b:b + 1, :n])
-                h[b, :, :n], lpc[b, :n] = hb[0], self.lpc_of(lar)[0]
-                lpc[b, n:] = lpc[b, n - 1]
-            return StepInputs(_FrameSource(h, lpc, beta, self.hop), None)
+        return StepInputs(_Frames(self, codebook, indices.to(device), speaker.to(device), frames, pitch), None)
 
     def generated(self, classes, values):
         return values  # the signal s = p + e, made by the steps
