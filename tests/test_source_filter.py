@@ -236,3 +236,9 @@ def test_frames_computed_a_window_at_a_time_equal_the_whole(monkeypatch):
         M = d.order
         assert torch.equal(tail[1:, :M], tail[:1, :M].expand(40 - end, -1))
         assert torch.equal(tail[:, M:2 * M], tail[:1, :M].expand(40 - end + 1, -1))
+
+
+def test_lpcnet_probability_floor_is_the_default_of_the_sampling_rule():
+    d = model().decoder
+    assert d.sampler(1.0).floor == pytest.approx(0.002)
+    assert d.sampler(1.0, floor=0.01).floor == pytest.approx(0.01)

@@ -362,6 +362,14 @@ class SourceFilterDecoder(Decoder):
         device = self.speakers.weight.device
         return StepInputs(_Frames(self, codebook, indices.to(device), speaker.to(device), frames, pitch), None)
 
+    FLOOR = 0.002  # LPCNet's probability floor on the (sharpened) excitation distribution
+
+    def sampler(self, temperature: float, top_k: int = 0, floor: float = 0.0):
+        """The sampling rule with LPCNet's probability floor (section 3.3: classes under 0.2 %
+        are never drawn, which keeps a rare wild excitation sample from making a click); a
+        caller's own floor replaces it."""
+        return super().sampler(temperature, top_k, floor or self.FLOOR)
+
     def generated(self, classes, values):
         return values  # the signal s = p + e, made by the steps
 
