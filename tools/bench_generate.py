@@ -14,6 +14,10 @@ is shared: the best of the rounds and the ratios to float32 are what count).
 
 With --device cuda: the PyTorch path on the GPU, one step replayed from a CUDA graph
 (audiovq/generate/cuda_graph.py) against the plain loop of kernel launches.
+
+With --preset NAME: the decoder of that preset (configs/NAME.yaml) at its sample rate, with
+random weights, instead of the reference decoder, e.g. `--preset sf-tiny` for the source-filter
+decoder (its excitation WaveNet, linear prediction and sharpening; F0 from its F0 head).
 """
 from __future__ import annotations
 
@@ -45,6 +49,16 @@ def reference_decoder(upsample: str) -> AudioVQVAE:
     return model
 
 
+def preset_decoder(name: str) -> AudioVQVAE:
+    cfg = load_config("vqvae", [f"preset={name}"])
+    torch.manual_seed(0)
+    model = AudioVQVAE(cfg.model, 8, cfg.data.sample_rate).eval()
+    net = model.decoder.network
+    with torch.no_grad():  # as `reference_decoder`
+        getattr(net, "fast_wavenet", net).head[-1].weight.mul_(4.0)
+    return model
+
+
 def codes(model: AudioVQVAE, batch: int, samples: int):
     frames = -(-samples // model.hop)
     g = torch.Generator().manual_seed(1)
@@ -72,7 +86,7 @@ def precision_table(model, seconds: float, rounds: int) -> None:
           + " ".join(f"{p + '/f32':>9}" for p in precisions[1:]))
     for batch, threads in ((1, 1), (16, 2)):
         torch.set_num_threads(threads)
-        n = int(seconds * SR) if batch == 1 else int(seconds * SR / 4)
+        n = int(seconds * model.sample_rate) if batch == 1 else int(seconds * model.sample_rate / 4)
         best = dict.fromkeys(precisions, 0.0)
         for _ in range(rounds):
             for precision in precisions:
@@ -94,9 +108,9 @@ def cuda_table(model, args) -> int:
     print(f"on {torch.cuda.get_device_name(next(model.parameters()).device)}, torch {torch.__version__}\n")
     print(f"{'batch':>5} | {'graph S/s':>9} {'RTF':>6} | {'plain S/s':>9} {'RTF':>6} | {'graph/plain':>11}")
     for batch in (1, 16):
-        graph = cuda_rate(model, batch, int(args.seconds * SR), True)
+        graph = cuda_rate(model, batch, int(args.seconds * model.sample_rate), True)
         plain = cuda_rate(model, batch, args.plain * 4, False)
-        print(f"{batch:>5} | {graph:>9.0f} {SR / graph:>6.3f} | {plain:>9.0f} {SR / plain:>6.3f} | {graph / plain:>10.1f}x")
+        print(f"{batch:>5} | {graph:>9.0f} {model.sample_rate / graph:>6.3f} | {plain:>9.0f} {model.sample_rate / plain:>6.3f} | {graph / plain:>10.1f}x")
     print("\nRTF: wall time / duration of all the batch's audio (< 1: faster than real time)")
     return 0
 
@@ -109,14 +123,16 @@ def main(argv=None) -> int:
     ap.add_argument("--upsample", default="transposed", choices=["transposed", "repeat"])
     ap.add_argument("--device", default="cpu", help="cpu, or cuda: CUDA graph against the plain loop")
     ap.add_argument("--rounds", type=int, default=3, help="alternating runs per weight precision")
+    ap.add_argument("--preset", help="the decoder of this preset (configs/NAME.yaml) instead of the reference one")
     args = ap.parse_args(argv)
-    model = reference_decoder(args.upsample)
+    model = preset_decoder(args.preset) if args.preset else reference_decoder(args.upsample)
     if args.device != "cpu":
         return cuda_table(model.to(args.device), args)
     params = sum(p.numel() for p in model.decoder.network.parameters())
     load = os.getloadavg()[0]
-    print(f"reference decoder: 20 layers, R64 G128 S128, cond 128 ({args.upsample}), speaker 64, "
-          f"{params / 1e6:.2f} M parameters; load average {load:.2f} on {os.cpu_count()} CPUs")
+    what = (f"preset {args.preset} ({model.decoder.kind} decoder, {model.sample_rate} Hz)" if args.preset else
+            f"reference decoder: 20 layers, R64 G128 S128, cond 128 ({args.upsample}), speaker 64")
+    print(f"{what}, {params / 1e6:.2f} M parameters; load average {load:.2f} on {os.cpu_count()} CPUs")
     t = time.perf_counter()
     measure(model, 1, 512, True, 1)   # numba compile / cache load, not timed below
     measure(model, 16, 128, True, 2)
@@ -125,7 +141,7 @@ def main(argv=None) -> int:
     rows = []
     for batch, threads in ((1, 1), (16, 2)):
         torch.set_num_threads(threads)
-        n_fast = int(args.seconds * SR) if batch == 1 else int(args.seconds * SR / 4)
+        n_fast = int(args.seconds * model.sample_rate) if batch == 1 else int(args.seconds * model.sample_rate / 4)
         n_plain = args.plain if batch == 1 else max(32, args.plain // 3)
         fast, fast_cpu = measure(model, batch, n_fast, True, threads)
         plain, _ = measure(model, batch, n_plain, False, threads)
@@ -135,7 +151,7 @@ def main(argv=None) -> int:
     print(f"\n{'batch':>5} {'thr':>3} | {'fast S/s':>9} {'RTF':>6} {'S/CPU-s':>8} | {'torch S/s':>9} | "
           f"{'fast/torch':>10}")
     for batch, threads, fast, fast_cpu, plain in rows:
-        print(f"{batch:>5} {threads:>3} | {fast:>9.0f} {SR / fast:>6.3f} {fast_cpu:>8.0f} | {plain:>9.0f} | "
+        print(f"{batch:>5} {threads:>3} | {fast:>9.0f} {model.sample_rate / fast:>6.3f} {fast_cpu:>8.0f} | {plain:>9.0f} | "
               f"{fast / plain:>9.1f}x")
     print(f"\nS/CPU-s: samples per CPU-second of this process (× threads ≈ the rate on idle cores). "
           f"torch: generate(fast=False), the PyTorch backend.\nload average after: "
