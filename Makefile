@@ -36,7 +36,7 @@ endif
 DEMO_SRC  ?= $(foreach u,$(DEMO_UTTS),$(DEMO_DATA)/corpus/wav48_silence_trimmed/$(firstword $(subst _, ,$(u)))/$(u)_mic1.flac)
 PYTEST_ARGS ?=
 
-.PHONY: env flite demo demo-steps test gpu-check clean-env
+.PHONY: env flite chromium demo demo-steps test gpu-check clean-env
 
 $(DEPS)/.installed:
 	@echo "== building the dependency environment in $(DEPS) (first time only: ~3 min, ~7 GB of wheels)"
@@ -65,7 +65,14 @@ flite:
 	  && (apt-get install -y -q flite >/dev/null 2>&1 || (apt-get update -q >/dev/null && apt-get install -y -q flite >/dev/null)) \
 	  && echo "== installed flite"; } || echo "== note: flite is not installed (apt-get install flite); the embedded corpus will have espeak voices only"
 
-env: $(VENV)/.ready flite
+# chromium and its driver run the report pages' browser tests (tests/test_report_pages.py: headless,
+# from disk); installed where we can, as flite is. Without them those tests are skipped.
+chromium:
+	@{ command -v chromium >/dev/null && command -v chromedriver >/dev/null; } || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+	  && (apt-get install -y -q chromium chromium-driver >/dev/null 2>&1 || (apt-get update -q >/dev/null && apt-get install -y -q chromium chromium-driver >/dev/null)) \
+	  && echo "== installed chromium"; } || echo "== note: chromium is not installed (apt-get install chromium chromium-driver); the report pages' browser tests will be skipped"
+
+env: $(VENV)/.ready flite chromium
 
 # The main job on the embedded corpus: builds + prepares it on first use (data/), trains the
 # tiny preset for DEMO_MINUTES (resuming if run again) to show the training pipeline at work,
@@ -80,7 +87,7 @@ demo-steps:
 	$(BIN)/audiovq convert $(addprefix --src ,$(DEMO_SRC)) $(addprefix --speaker ,$(DEMO_TARGETS)) --out $(DEMO_RUN)/converted
 	$(BIN)/audiovq analyze --split val -q --out $(DEMO_RUN)/analysis $(DEMO_WITH_DATA)
 	$(BIN)/audiovq evaluate $(DEMO_RUN)/converted $(DEMO_WITH_DATA)
-	@echo "== demo done: your $(DEMO_MINUTES)-minute model is in $(DEMO_RUN)/checkpoints/; the shipped model's conversions of unseen voices are in $(DEMO_RUN)/converted/, its code analysis in $(DEMO_RUN)/analysis/"
+	@echo "== demo done: your $(DEMO_MINUTES)-minute model is in $(DEMO_RUN)/checkpoints/; the shipped model's conversions of unseen voices are in $(DEMO_RUN)/converted/, its code analysis in $(DEMO_RUN)/analysis/; to listen, open in a browser: $(abspath $(DEMO_RUN)/converted/report.html) (and $(abspath $(DEMO_RUN)/analysis/report.html) to hear its codes)"
 
 # Every test, slow ones included (plain `pytest` runs the fast ones only).
 test: env

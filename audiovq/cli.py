@@ -93,14 +93,16 @@ def _analyze(a: argparse.Namespace) -> None:
     mapping = load_phone_mapping(a.phone_map) if a.phone_map else None
     r = analyze(m.model, manifest, align, split=a.split, out_dir=out, mapping=mapping,
                 keep_silence=not a.exclude_silence, mfcc=not a.no_mfcc, abx=not a.no_abx, progress=not a.quiet,
-                minutes=a.minutes,
+                minutes=a.minutes, hear_codes=a.hear_code or (),
                 meta={"checkpoint": str(m.path), "step": m.step, "data": str(data), "alignments": str(align)})
     print(r.table)
     skipped = {k: v for k, v in r.problems.summary().items() if v}
     print(f"{r.frames} frames from {r.utterances} utterances ({r.frames_silence} silence frames "
           f"{'excluded' if a.exclude_silence else 'kept as sil'}, {r.frames_outside} outside the alignments dropped)"
           + (f"; skipped utterances: {skipped}" if skipped else ""))
-    print(f"report: {r.files[0]}; plots: {', '.join(str(f) for f in r.files[2:]) or 'none'}")
+    plots = [f for f in r.files if f.suffix == ".png"]
+    print(f"report: {r.files[0]}; plots: {', '.join(str(f) for f in plots) or 'none'}")
+    print(f"page: {r.files[-1]} (open it in a browser)")
 
 
 def _source_speakers(m, sources) -> dict:
@@ -181,18 +183,28 @@ def _decode(a: argparse.Namespace) -> None:
 
 def _evaluate(a: argparse.Namespace) -> None:
     from .data.manifest import Manifest
-    from .evaluate import evaluate, format_report, read_conversions, write_json
+    from .evaluate import evaluate, format_report, read_conversions, write_json, write_page
     from .models import load_vqvae, training_corpus
+    from .webpage import files_dir
     items = read_conversions(a.conversions)
     m = load_vqvae(a.checkpoint)
     manifest = Manifest.load(a.data or training_corpus(m))
     align = a.alignments or pathlib.Path(manifest.source_root) / "alignments"
-    report = evaluate(m.model, items, manifest, align if pathlib.Path(align).is_dir() else None)
     folder = pathlib.Path(a.conversions)
-    out = a.out or (folder if folder.is_dir() else folder.parent) / "evaluation.json"
+    out = pathlib.Path(a.out or (folder if folder.is_dir() else folder.parent) / "evaluation.json")
+    page = out.parent / "report.html"
+    limits = files_dir(page) / "limits"
+    for old in limits.glob("*.wav"):  # an earlier evaluation's: numbered by source, they may now mean others
+        old.unlink()
+    report = evaluate(m.model, items, manifest, align if pathlib.Path(align).is_dir() else None, limit_dir=limits)
     write_json(out, report)
+    write_page(page, report, checkpoint=str(m.path), json_name=out.name)
     print(format_report(report))
     print(f"report: {out}")
+    print(f"page: {page} (open it in a browser)")
+    if report["failed"] and not report["items"]:
+        raise AudioVQError(f"none of the {len(report['failed'])} conversions could be scored (first: "
+                           f"{report['failed'][0]['error']})")
 
 
 def _sample(a: argparse.Namespace) -> None:
@@ -338,7 +350,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--checkpoint", **ck)
     ev.add_argument("--data", metavar="PREPARED", help="prepared corpus for speaker references (default: the model's)")
     ev.add_argument("--alignments", metavar="DIR", help="TextGrids of the sources (default: the corpus's)")
-    ev.add_argument("--out", metavar="JSON", help="report path (default DIR/evaluation.json)")
+    ev.add_argument("--out", metavar="JSON", help="report path (default DIR/evaluation.json); the page, "
+                    "report.html, and its files (report_files/) go beside it")
     ev.set_defaults(func=_evaluate)
 
     sa = sub.add_parser("sample", help="sample new speech from a trained prior over codes",
@@ -395,6 +408,9 @@ def build_parser() -> argparse.ArgumentParser:
     an.add_argument("--exclude-silence", action="store_true", help="drop silence frames instead of a sil class")
     an.add_argument("--no-mfcc", action="store_true", help="skip the MFCC baselines")
     an.add_argument("--no-abx", action="store_true", help="skip the triphone ABX error rates")
+    an.add_argument("--hear-code", type=int, action="append", metavar="N",
+                    help="also cut code N's occurrences from the audio for the report page's \"hear a code\" "
+                         "(repeatable; the most used codes are always there)")
     _device_option(an)
     an.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     an.set_defaults(func=_analyze)

@@ -281,7 +281,9 @@ class Trainer:
                 flag = torch.tensor(float(out_of_time), device=d.device)
                 dist.broadcast(flag, 0)
                 out_of_time = bool(flag.item())
-            if self.validate_fn and cfg.val_every and self.step % cfg.val_every == 0:
+            # a run stopped by its time budget validates at its last step too (unless it just did),
+            # so that even one shorter than val_every steps shows what it learned
+            if self.validate_fn and cfg.val_every and (self.step % cfg.val_every == 0 or out_of_time):
                 self._validate(writer)
             if self.step % cfg.ckpt_every == 0 or self.step == cfg.steps or out_of_time:
                 if d.main:

@@ -404,7 +404,8 @@ def test_evaluate_codes_and_report_files(tmp_path):
     assert doc["methods"]["learned codes"]["speaker_accuracy"] is None
     assert doc["methods"]["learned codes"]["pnmi"] == pytest.approx(q.pnmi)
     names_out = sorted(p.name for p in (tmp_path / "out").iterdir())
-    assert names_out == ["code_usage_learned_codes.png", "cooccurrence_learned_codes.png", "report.json", "table.txt"]
+    assert names_out == ["code_usage_learned_codes.png", "cooccurrence_learned_codes.png", "report.html", "report.json",
+                         "table.txt"]
     assert sorted(p.name for p in paths) == names_out
     for png in (tmp_path / "out").glob("*.png"):
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -136,3 +136,39 @@ def test_validation_logs_what_the_model_sounds_like(small_corpus, tmp_path):
     assert clip.step == 2 and clip.sample_rate == 16000
     pytest.importorskip("speechmos")
     assert 1 <= result.validation["conversion_dnsmos_ovrl"] <= 5
+
+
+def test_a_run_stopped_by_its_time_budget_validates_at_its_last_step(tmp_path):
+    from types import SimpleNamespace
+    from typing import NamedTuple
+
+    from omegaconf import OmegaConf
+
+    from audiovq.config import TrainConfig
+    from audiovq.train import Distributed, Trainer
+
+    class Batch(NamedTuple):
+        x: torch.Tensor
+
+    class Toy(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = torch.nn.Linear(3, 1)
+
+        def forward(self, x):
+            return SimpleNamespace(loss=self.lin(x).pow(2).mean())
+
+    def run(name, steps, val_every, minutes):
+        seen = []
+        cfg = OmegaConf.structured(TrainConfig(run_dir=str(tmp_path / name), steps=steps, ckpt_every=1000,
+                                               val_every=val_every, log_every=1, warmup=0, minutes=minutes))
+        result = Trainer(cfg, Toy(), kind="toy", config={}, extra={},
+                         next_batch=lambda g, part: Batch(torch.randn(4, 3, generator=g)),
+                         scalars=lambda out: {"loss": out.loss.item()},
+                         validate=lambda m, step: seen.append(step) or {"nll": 1.0}, dist_info=Distributed()).fit()
+        return result, seen
+
+    result, seen = run("short", 1000, 1000, 1e-9)  # stops after one step, long before step 1000
+    assert (result.stopped, result.step, seen, result.validation) == ("time", 1, [1], {"nll": 1.0})
+    assert run("every", 1000, 1, 1e-9)[1] == [1]     # just validated: not twice
+    assert run("steps", 3, 1000, 0)[1] == []          # a run that ends by its steps: as before

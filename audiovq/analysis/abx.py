@@ -45,6 +45,10 @@ category (context, s, p). Both draws are deterministic given `seed` and the inpu
 `ABXResult` says how many items, cells and triplets were used.
 
 Errors are fractions in [0, 1] (ZeroSpeech prints them as percentages: `summary_line`).
+
+Confidence: each score carries a bootstrap interval over its A speakers
+(`confidence.abx_interval`, seeded); `confidence.enough` says whether it rests on enough
+triplets and cells to mean anything.
 """
 from __future__ import annotations
 
@@ -56,6 +60,7 @@ import numpy as np
 from numba import njit, prange
 
 from ..errors import ConfigError
+from . import confidence
 from .labels import SILENCE_LABELS
 
 _JIT = dict(cache=True, error_model="numpy")
@@ -85,6 +90,8 @@ class ABXResult(NamedTuple):
     triplets_across: int = 0
     distances: int = 0          # DTW alignments computed
     reason: str = ""            # why `across` is None or `within` NaN; "" when both are defined
+    within_ci: tuple[float, float] | None = None  # bootstrap interval over speakers (confidence.LEVEL)
+    across_ci: tuple[float, float] | None = None  # None: fewer than 2 speakers, or no score
 
 
 def is_silence(label) -> bool:
@@ -370,14 +377,15 @@ def average_cells(errors, speaker, p, q) -> float:
 
 def abx(features: Sequence[np.ndarray], intervals: Sequence[Sequence], speakers: Sequence,
         frame_rate: float, *, offsets: Sequence[float] | None = None, max_per_category: int | None = 10,
-        max_x_speakers: int | None = 5, seed: int = 0) -> ABXResult:
+        max_x_speakers: int | None = 5, seed: int = 0, resamples: int = confidence.RESAMPLES) -> ABXResult:
     """Triphone ABX error of per-utterance features, within and across speakers.
 
     features[u]: (frames, dim) array of utterance u at `frame_rate` Hz (frame i centred at
     (i + 0.5) / frame_rate + offsets[u] seconds on the alignment timeline; offsets default 0);
     intervals[u]: its phone intervals; speakers[u]: its speaker. Codes are passed as their
     codeword vectors. See the module docstring for the definitions, the averaging order and
-    the subsampling (`max_per_category`, `max_x_speakers`; None keeps everything).
+    the subsampling (`max_per_category`, `max_x_speakers`; None keeps everything), and
+    `resamples` for the intervals (0: none).
     """
     t0 = time.perf_counter()
     if not (len(features) == len(intervals) == len(speakers)):
@@ -513,8 +521,15 @@ def abx(features: Sequence[np.ndarray], intervals: Sequence[Sequence], speakers:
     else:
         across = average_cells(err[r], cat_spk[cell_a[r]], cat_ph[cell_a[r]], cat_ph[cell_b[r]])
     t_within, t_across = int(count[w].sum()), int(count[r].sum())
+
+    def interval(part: slice) -> tuple[float, float] | None:
+        ci = confidence.abx_interval(err[part], cat_spk[cell_a[part]], cat_ph[cell_a[part]], cat_ph[cell_b[part]],
+                                     resamples, seed)
+        return None if ci is None else tuple(ci)
+
     return ABXResult(within, across, n_within, n_across, t_within + t_across, time.perf_counter() - t0,
-                     int(order.size), n_total, t_within, t_across, n_dist, "; ".join(reasons))
+                     int(order.size), n_total, t_within, t_across, n_dist, "; ".join(reasons),
+                     interval(w), interval(r) if across is not None else None)
 
 
 def summary_line(result: ABXResult, bitrate: float | None = None) -> str:
@@ -522,6 +537,19 @@ def summary_line(result: ABXResult, bitrate: float | None = None) -> str:
     def pct(v):
         return "n/a" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{100 * v:.1f}%"
     line = f"ABX within {pct(result.within)} / across {pct(result.across)}"
+    if bitrate is not None:
+        line += f", bitrate {bitrate:.0f} bits/s"
+    return line
+
+
+def described_line(result: ABXResult, bitrate: float | None = None) -> str:
+    """`summary_line` with how sure each score is: its interval, or, where it rests on too few
+    triplets or cells, those counts instead (`confidence.describe_percent`)."""
+    within = confidence.describe_percent(result.within, result.within_ci, result.triplets_within,
+                                         result.cells_within)
+    across = confidence.describe_percent(result.across, result.across_ci, result.triplets_across,
+                                         result.cells_across)
+    line = f"ABX within {within} / across {across}"
     if bitrate is not None:
         line += f", bitrate {bitrate:.0f} bits/s"
     return line

@@ -10,6 +10,7 @@ import os
 import pathlib
 import time
 from dataclasses import dataclass, field
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -20,8 +21,8 @@ from ..codes import encode_utterances
 from ..data.alignments import read_textgrid
 from ..data.manifest import Manifest, Utterance
 from ..errors import AudioVQError
-from . import baselines, labels
-from .report import LEARNED, RANDOM, compare_methods, format_table, write_report
+from . import baselines, confidence, hear, labels
+from .report import LEARNED, RANDOM, compare_methods, format_intervals, format_table, write_report
 
 
 @dataclass
@@ -46,6 +47,7 @@ class AnalysisResult:
     problems: Problems
     frames_outside: int         # frames outside every interval (dropped)
     frames_silence: int
+    heard: list[dict] = field(default_factory=list)  # codes to hear (`_hear_codes`), when out_dir is given
 
 
 def find_textgrid(alignments: pathlib.Path, utt: Utterance) -> pathlib.Path | None:
@@ -71,11 +73,14 @@ def analyze(model, manifest: Manifest, alignments: str | os.PathLike, split: str
             out_dir: str | os.PathLike | None = None, mapping: dict | None = None,
             keep_silence: bool = True, tolerance: float = 0.1, mfcc: bool = True,
             progress: bool = True, meta: dict | None = None, abx: bool = True,
-            minutes: float | None = None) -> AnalysisResult:
+            minutes: float | None = None, hear_codes: Sequence[int] = (),
+            hear_top: int = hear.TOP_CODES) -> AnalysisResult:
     """Score `model`'s codes of `split` ("train", "val", "test" or "all") against phone labels;
     `abx` adds triphone ABX error rates (within / across speakers) of the learned codes, the
     encoder's continuous output z_e, MFCC and random codes (`analysis/abx.py`); `minutes`
     analyses a random sample of about that much of the split (`sample_utterances`).
+    With `out_dir`, the `hear_top` most used codes and those in `hear_codes` are also cut from
+    the audio to be heard on the report page (`analysis/hear.py`).
     The report's meta records the wall and CPU (all threads) seconds of each stage."""
     clock, seconds, cpu_seconds = (time.perf_counter(), time.process_time()), {}, {}
 
@@ -85,6 +90,10 @@ def analyze(model, manifest: Manifest, alignments: str | os.PathLike, split: str
         seconds[stage], cpu_seconds[stage] = round(now[0] - clock[0], 2), round(now[1] - clock[1], 2)
         clock = now
 
+    K = model.quantizer.num_codes
+    bad = [c for c in hear_codes if not 0 <= c < K]
+    if bad:
+        raise AudioVQError(f"code {bad[0]} is out of range: the model's codes are 0–{K - 1}")
     alignments = pathlib.Path(alignments)
     if not alignments.is_dir():
         raise AudioVQError(f"{alignments}: no such alignments directory")
@@ -140,7 +149,6 @@ def analyze(model, manifest: Manifest, alignments: str | os.PathLike, split: str
         if mfcc:
             cols["mfcc"].append(mfccs[g][keep])
     phones = labels.encode_phones(np.concatenate(cols["phones"]))
-    K = model.quantizer.num_codes
     rows = compare_methods(np.concatenate(cols["codes"]), phones.ids, np.concatenate(cols["groups"]),
                            np.concatenate(cols["speakers"]), model.code_rate, K, phones.names,
                            mfcc=np.concatenate(cols["mfcc"]) if mfcc else None)
@@ -152,10 +160,49 @@ def analyze(model, manifest: Manifest, alignments: str | os.PathLike, split: str
     info = dict(meta or {}, split=split, utterances=len(kept), frames=len(phones.ids),
                 frames_outside=outside, frames_silence=silence, keep_silence=keep_silence,
                 code_rate=model.code_rate, K=K, problems=problems.summary(),
-                minutes=round(sum(u.duration for u in kept) / 60, 2), seconds=seconds, cpu_seconds=cpu_seconds)
-    files = write_report(out_dir, rows, info) if out_dir else []
-    return AnalysisResult(rows, format_table(rows) + summary, files, len(phones.ids), len(kept), problems,
-                          outside, silence)
+                minutes=round(sum(u.duration for u in kept) / 60, 2), seconds=seconds, cpu_seconds=cpu_seconds,
+                intervals={"level": confidence.LEVEL, "resamples": confidence.RESAMPLES,
+                           "phone_scores_over": "utterances", "abx_over": "A speakers",
+                           "abx_min_triplets": confidence.MIN_TRIPLETS, "abx_min_cells": confidence.MIN_CELLS})
+    heard = []
+    if out_dir:
+        heard = _hear_codes(model, wavs, codes, rows[LEARNED], hear_codes, hear_top, pathlib.Path(out_dir))
+        lap("hear")
+    files = write_report(out_dir, rows, info, heard=heard) if out_dir else []
+    return AnalysisResult(rows, format_table(rows) + format_intervals(rows) + summary, files, len(phones.ids),
+                          len(kept), problems, outside, silence, heard)
+
+
+def _hear_codes(model, wavs: list[np.ndarray], codes: list[np.ndarray], learned: dict, asked: Sequence[int],
+                top: int, out_dir: pathlib.Path) -> list[dict]:
+    """Clips of the `top` most used codes and the `asked` ones, written as wavs (and their
+    spectrograms) to `report_files/codes/` under out_dir; one JSON-ready dict per code, its
+    files relative to out_dir."""
+    from .. import webpage
+    from .report import PAGE
+
+    folder = webpage.files_dir(out_dir / PAGE) / "codes"
+    folder.mkdir(parents=True, exist_ok=True)
+    for old in [*folder.glob("*.wav"), *folder.glob("*.png")]:  # clips of an earlier analysis
+        old.unlink()
+    table = np.asarray(learned["contingency"])
+    chosen = hear.most_used(table, top)
+    chosen += [int(c) for c in dict.fromkeys(asked) if int(c) not in chosen]
+    out = []
+    for code in chosen:
+        clip = hear.code_clip(wavs, codes, code, model.hop, model.sample_rate)
+        entry = {"code": code, "asked": code in asked, "frames": clip.frames, "runs": clip.total,
+                 "runs_heard": len(clip.occurrences), "seconds": clip.audio.size / model.sample_rate,
+                 "phones": [[p, share] for p, share in hear.top_phones(table, learned["phone_names"], code)],
+                 "audio": None, "spectrogram": None}
+        if clip.audio.size:
+            wav = folder / f"code-{code:04d}.wav"
+            audio.save(wav, clip.audio, model.sample_rate)
+            png = webpage.spectrogram(clip.audio, model.sample_rate, folder / f"code-{code:04d}.png")
+            entry.update(audio=wav.relative_to(out_dir).as_posix(),
+                         spectrogram=png.path.relative_to(out_dir).as_posix())
+        out.append(entry)
+    return out
 
 
 Z_E, MFCC_FEATURES = "z_e (continuous)", "MFCC (continuous)"
@@ -187,10 +234,16 @@ def _add_abx(rows: dict, model, utts: list[Utterance], codes: list[np.ndarray], 
         row.update(abx_within=r.within, abx_across=r.across, abx_triplets=r.triplets, abx_seconds=r.seconds,
                    abx_triplets_within=r.triplets_within, abx_triplets_across=r.triplets_across,
                    abx_cells_within=r.cells_within, abx_cells_across=r.cells_across,
-                   abx_items=r.items, abx_items_total=r.items_total)
+                   abx_items=r.items, abx_items_total=r.items_total,
+                   abx_within_ci=None if r.within_ci is None else list(r.within_ci),
+                   abx_across_ci=None if r.across_ci is None else list(r.across_ci),
+                   abx_within_enough=confidence.enough(r.triplets_within, r.cells_within),
+                   abx_across_enough=confidence.enough(r.triplets_across, r.cells_across))
         if r.reason:
             row["abx_note"] = r.reason
-        lines.append(f"{name}: {abx_mod.summary_line(r, row.get('bitrate'))} ({r.items:,} of {r.items_total:,} "
+        lines.append(f"{name}: {abx_mod.described_line(r, row.get('bitrate'))} ({r.items:,} of {r.items_total:,} "
                      f"items; {r.triplets_within:,} + {r.triplets_across:,} triplets in {r.cells_within:,} within + "
                      f"{r.cells_across:,} across cells; {r.seconds:.1f} s)")
-    return "\n".join(lines) + "\n"
+    note = (f"ABX intervals: {confidence.LEVEL:.0%}, basic bootstrap over the A speakers; no interval where a "
+            f"score rests on fewer than {confidence.MIN_TRIPLETS} triplets or {confidence.MIN_CELLS} cells")
+    return "\n".join(lines + [note]) + "\n"

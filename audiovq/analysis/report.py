@@ -17,20 +17,22 @@ import numpy as np
 
 from ..atomic import atomic_path, write_text
 from ..errors import AudioVQError
-from . import baselines, metrics
+from . import baselines, confidence, metrics
 
 LEARNED, MFCC_KMEANS, RANDOM, MAJORITY = "learned codes", "MFCC k-means", "random", "majority"
 
 
 def evaluate_codes(codes, phones, groups, speakers, code_rate: float, K: int,
-                   phone_names: Sequence[str]) -> dict:
+                   phone_names: Sequence[str], resamples: int = confidence.RESAMPLES, seed: int = 0) -> dict:
     """Every metric for one code stream, as a JSON-ready dict.
 
     codes (N,) in [0, K); phones (N,) in [0, len(phone_names)) (drop unlabelled frames first);
     groups (N,) utterance ids, each utterance's frames contiguous and in time order;
     speakers (N,) speaker ids or None (skips speaker leakage; so does a single speaker).
     Scalar entries are floats/ints (NaN where undefined); `contingency` (K × P counts) and
-    `phone_names` are kept for the plots.
+    `phone_names` are kept for the plots. Phone purity, cluster purity and PNMI carry a
+    bootstrap interval over utterances (`<name>_ci`: [low, high], None with one utterance;
+    `resamples` of them, seeded: `confidence.cluster_quality_intervals`).
     """
     from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score  # slow to import
 
@@ -59,6 +61,8 @@ def evaluate_codes(codes, phones, groups, speakers, code_rate: float, K: int,
         "phone_purity": quality.phone_purity,
         "cluster_purity": quality.cluster_purity,
         "pnmi": quality.pnmi,
+        **{f"{name}_ci": None if ci is None else list(ci) for name, ci in confidence.cluster_quality_intervals(
+            codes, phones, groups, K, len(phone_names), resamples, seed).items()},
         "ari": float(adjusted_rand_score(phones, codes)),
         "nmi": float(normalized_mutual_info_score(phones, codes)),
         "codes_used": usage.used,
@@ -108,7 +112,7 @@ def compare_methods(codes, phones, groups, speakers, code_rate: float, K: int,
 
 
 # (key, header, format) of the table columns; percentages for shares.
-_COLUMNS = [
+COLUMNS = [
     ("accuracy", "acc%", "{:.1%}"), ("majority_accuracy", "maj%", "{:.1%}"),
     ("phone_purity", "ph.pur", "{:.3f}"), ("cluster_purity", "cl.pur", "{:.3f}"),
     ("pnmi", "PNMI", "{:.3f}"), ("ari", "ARI", "{:.3f}"), ("nmi", "NMI", "{:.3f}"),
@@ -120,7 +124,8 @@ _COLUMNS = [
 ]
 
 
-def _cell(value, fmt: str) -> str:
+def cell_text(value, fmt: str) -> str:
+    """A table cell: the value in its COLUMNS format ("-" when undefined)."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "-"
     if fmt == "ms":
@@ -133,13 +138,58 @@ def format_table(rows: dict[str, dict]) -> str:
 
     Columns: mapping accuracy and majority baseline (%), phone/cluster purity, PNMI, ARI,
     NMI, codes used of K, perplexity (2^H), code entropy (bits), bitrate (bits/s, ZeroSpeech
-    2019), mean code run and phone run (ms), speaker accuracy and its chance level (%).
+    2019), mean code run and phone run (ms), speaker accuracy and its chance level (%), ABX
+    within and across speakers (%; in parentheses, with a note below the table, where it rests
+    on too few triplets or cells to mean anything: `confidence.enough`).
     """
-    header = ["method"] + [h for _, h, _ in _COLUMNS]
-    body = [[name] + [_cell(m.get(key), fmt) for key, _, fmt in _COLUMNS] for name, m in rows.items()]
+    header = ["method"] + [h for _, h, _ in COLUMNS]
+    body = [[name] + [_table_cell(m, key, fmt) for key, _, fmt in COLUMNS] for name, m in rows.items()]
     widths = [max(len(r[i]) for r in [header] + body) for i in range(len(header))]
     line = lambda r: "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
-    return "\n".join([line(header), line(["-" * w for w in widths])] + [line(r) for r in body]) + "\n"
+    text = "\n".join([line(header), line(["-" * w for w in widths])] + [line(r) for r in body]) + "\n"
+    if any(c.startswith("(") for r in body for c in r[1:]):
+        text += (f"(…): ABX over fewer than {confidence.MIN_TRIPLETS} triplets or {confidence.MIN_CELLS} cells, "
+                 "too few to mean anything\n")
+    return text
+
+
+def _table_cell(row: dict, key: str, fmt: str) -> str:
+    text = cell_text(row.get(key), fmt)
+    if key in ABX_KINDS and text != "-" and not abx_enough(row, key):
+        return f"({text})"
+    return text
+
+
+ABX_KINDS = ("abx_within", "abx_across")
+
+
+def abx_enough(row: dict, key: str) -> bool:
+    """Does a row's ABX score `key` ("abx_within" or "abx_across") rest on enough triplets and
+    cells to mean anything? (True for rows written before the counts were recorded.)"""
+    kind = key.split("_", 1)[1]
+    triplets, cells = row.get(f"abx_triplets_{kind}"), row.get(f"abx_cells_{kind}")
+    return triplets is None or cells is None or confidence.enough(triplets, cells)
+
+
+def format_intervals(rows: dict[str, dict]) -> str:
+    """How sure the headline scores are, one line per method that has intervals: PNMI and
+    phone and cluster purity with their bootstrap intervals over utterances (ABX: the pipeline's
+    ABX lines)."""
+    lines = []
+    for name, m in rows.items():
+        if "pnmi_ci" not in m:
+            continue
+        parts = [f"{label} {confidence.describe_number(m.get(key), m.get(f'{key}_ci'))}"
+                 for key, label in (("pnmi", "PNMI"), ("phone_purity", "phone purity"),
+                                    ("cluster_purity", "cluster purity"))]
+        lines.append(f"{name}: {', '.join(parts)}")
+    if not lines:
+        return ""
+    units = next(m.get("utterances") for m in rows.values() if "pnmi_ci" in m)
+    return (f"{confidence.LEVEL:.0%} intervals (basic bootstrap over the {units:,} utterances, "
+            f"{confidence.RESAMPLES} resamples; it takes off the upward bias of these scores on few data, so an "
+            f"interval may lie below its figure: random codes' PNMI, truly 0, shows by how much):\n"
+            + "\n".join(f"  {ln}" for ln in lines) + "\n")
 
 
 def _json_safe(x):
@@ -158,13 +208,22 @@ def _slug(name: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_") or "method"
 
 
-def write_report(out_dir: str | os.PathLike, report: dict[str, dict], meta: dict | None = None) -> list[pathlib.Path]:
-    """Save `report.json` ({"meta", "methods"}; NaN → null), `table.txt`, and per method with
-    more than one code used `cooccurrence_<method>.png` and `code_usage_<method>.png`.
-    Every file is written atomically. Returns the paths written."""
+PAGE = "report.html"
+
+
+def write_report(out_dir: str | os.PathLike, report: dict[str, dict], meta: dict | None = None,
+                 heard: list[dict] | None = None) -> list[pathlib.Path]:
+    """Save `report.json` ({"meta", "methods", "codes_heard"}; NaN → null), `table.txt`, per
+    method with more than one code used `cooccurrence_<method>.png` and
+    `code_usage_<method>.png`, and `report.html` (analysis/page.py), made from the same
+    document as report.json. `heard`: the codes to hear (pipeline._hear_codes).
+    Every file is written atomically. Returns the paths written: report.json, table.txt, the
+    plots, report.html."""
+    from .page import write_page
+
     out = pathlib.Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    written = []
+    written, plots = [], []
     for name, m in report.items():
         if "contingency" in m and m.get("codes_used", 0) > 1:
             table = np.asarray(m["contingency"])
@@ -172,10 +231,12 @@ def write_report(out_dir: str | os.PathLike, report: dict[str, dict], meta: dict
                 path = out / f"{kind}_{_slug(name)}.png"
                 plot(path, table, m["phone_names"], title=name)
                 written.append(path)
-    write_text(out / "table.txt", format_table(report))
-    doc = {"meta": meta or {}, "methods": report}
-    write_text(out / "report.json", json.dumps(_json_safe(doc), indent=1, allow_nan=False) + "\n")
-    return [out / "report.json", out / "table.txt"] + written
+                plots.append({"method": name, "kind": kind, "file": path.name})
+    write_text(out / "table.txt", format_table(report) + format_intervals(report))
+    doc = _json_safe({"meta": meta or {}, "methods": report, "codes_heard": heard or []})
+    write_text(out / "report.json", json.dumps(doc, indent=1, allow_nan=False) + "\n")
+    page = write_page(out / PAGE, doc, plots)
+    return [out / "report.json", out / "table.txt"] + written + [page]
 
 
 def _figure(width: float, height: float):

@@ -13,17 +13,18 @@
   (listener.py).
 
 Modules: conversions (the list and the scoring loop), speaker, signal, asr, quality, listener,
-report (table and JSON).
+report (table and JSON), page (report.html: every conversion to listen to, beside its scores).
 """
 from .asr import Recognition, Recognizer, WordErrors, word_errors, words
 from .conversions import Conversion, Score, _pitch_closer, evaluate, read_conversions
 from .listener import Heard, Listener, summarize, transcript
+from .page import write_page
 from .quality import DNSMOS, Quality
-from .report import format_report, json_safe, listener_table, write_json
+from .report import format_report, format_summary, json_safe, listener_table, write_json
 from .signal import mel_dtw_distance, median_f0
 from .speaker import PITCH_APART, REFERENCES, SpeakerEmbedder, SpeakerProfile, pitch_closer
 
 __all__ = ["Conversion", "DNSMOS", "Heard", "Listener", "PITCH_APART", "Quality", "REFERENCES", "Recognition",
            "Recognizer", "Score", "SpeakerEmbedder", "SpeakerProfile", "WordErrors", "evaluate", "format_report",
            "json_safe", "listener_table", "mel_dtw_distance", "median_f0", "pitch_closer", "read_conversions",
-           "summarize", "transcript", "word_errors", "words", "write_json"]
+           "summarize", "transcript", "word_errors", "words", "write_json", "write_page", "format_summary"]

@@ -93,12 +93,15 @@ class Listener:
         loading at 16 kHz would warn about upsampling an 8 kHz file for no gain)."""
         return self(audio.load(path), audio.info(path).sample_rate, text)
 
-    def source(self, path: str, text: str | None, model) -> tuple[Heard, Heard]:
-        """(the source heard, its representation limit heard), once per path."""
+    def source(self, path: str, text: str | None, model, limit_wav: np.ndarray | None = None) -> tuple[Heard, Heard]:
+        """(the source heard, its representation limit heard), once per path. `limit_wav` (T,):
+        the limit at the model's rate when the caller has it already."""
         if path not in self._sources:
             src = self.file(path, text)
             limit_fn = getattr(model, "representation_limit", None)
-            if limit_fn is not None:
+            if limit_wav is not None:
+                limit = self(limit_wav, model.sample_rate, text)
+            elif limit_fn is not None:
                 x = audio.load(path, model.sample_rate)
                 limit = self(limit_fn(x), model.sample_rate, text)
             else:  # a model without one (older code): not scored

@@ -16,6 +16,7 @@ def _num(x, fmt: str) -> str:
 
 
 def format_report(report: dict) -> str:
+    """One line per scored conversion, then `format_summary`."""
     s = report["summary"]
     listened = "wer_output" in s
     lines = [f"{'output':40} {'target':7} {'sim→tgt':>7} {'sim→src':>7} {'codes%':>6} {'mel dB':>6} {'ΔdB':>5} "
@@ -29,9 +30,19 @@ def format_report(report: dict) -> str:
             heard = (i.get("heard") or {}).get("output") or {}
             line += f" {_num(heard.get('wer'), '5.2f'):>5} {_num(heard.get('ovrl'), '4.2f'):>4}"
         lines.append(line)
-    lines.append(f"closer to target speaker than to source: {s['closer_to_target']:.0%} of {s['conversions']}; "
-                 f"mean similarity to target {s['sim_target']:.3f} vs source {s['sim_source']:.3f}; "
-                 f"codes kept {s['code_agreement']:.1%}")
+    return "\n".join(lines + format_summary(report))
+
+
+def format_summary(report: dict) -> list[str]:
+    """The lines under `format_report`'s table: shares and means over the conversions, what a
+    listener hears, and what was not scored."""
+    s = report["summary"]
+    listened = "wer_output" in s
+    lines = []
+    if s["conversions"]:
+        lines.append(f"closer to target speaker than to source: {s['closer_to_target']:.0%} of {s['conversions']}; "
+                     f"mean similarity to target {s['sim_target']:.3f} vs source {s['sim_source']:.3f}; "
+                     f"codes kept {s['code_agreement']:.1%}")
     if s.get("pitch_pairs"):
         lines.append(f"median F0 closer to the target's than to the source's: {s['pitch_closer_to_target']:.0%} "
                      f"of the {s['pitch_pairs']} pairs whose speakers are ≥ {PITCH_APART:g} semitones apart")
@@ -42,7 +53,9 @@ def format_report(report: dict) -> str:
         lines += listener_table(s)
     if s.get("listener_skipped"):
         lines.append(s["listener_skipped"])
-    return "\n".join(lines)
+    for f in report.get("failed", []):
+        lines.append(f"not scored: {pathlib.Path(f['output']).name} → {f['target']}: {f['error']}")
+    return lines
 
 
 def listener_table(s: dict, title: str = "what a listener hears") -> list[str]:

@@ -44,13 +44,19 @@ class SpeakerProfile(NamedTuple):
     f0: float              # median over those references of their median F0 (Hz)
 
 
-def references(manifest: Manifest | None, speaker: str | None, exclude: set[str], sr: int) -> list[np.ndarray]:
-    """Up to REFERENCES utterances (T,) of `speaker` at rate sr, training ones first, none in `exclude`."""
+def reference_files(manifest: Manifest | None, speaker: str | None, exclude: set[str]) -> list[str]:
+    """The audio files of up to REFERENCES utterances of `speaker`, training ones first, none
+    whose id is in `exclude`."""
     if manifest is None or speaker is None:
         return []
     utts = [u for u in manifest.utterances if u.speaker == speaker and u.id not in exclude]
     utts = sorted(utts, key=lambda u: (u.split != "train", u.id))[:REFERENCES]
-    return [audio.load(manifest.audio_path(u), sr) for u in utts]
+    return [str(manifest.audio_path(u)) for u in utts]
+
+
+def references(manifest: Manifest | None, speaker: str | None, exclude: set[str], sr: int) -> list[np.ndarray]:
+    """Up to REFERENCES utterances (T,) of `speaker` at rate sr (`reference_files`)."""
+    return [audio.load(p, sr) for p in reference_files(manifest, speaker, exclude)]
 
 
 def pitch_closer(f0_output: float, f0_target: float, f0_source: float) -> bool | None:
