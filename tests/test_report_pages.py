@@ -19,11 +19,11 @@ import pytest
 import torch
 
 from audiovq import audio, checkpoint as ckpt_io
-from audiovq.cli import main
 from audiovq.config import load_config, to_dict
 from audiovq.evaluate import Heard, Listener, Score, format_summary, summarize, write_json, write_page
 from audiovq.evaluate.page import COLUMNS, DERIVED, lookup
 from audiovq.nn.vqvae import AudioVQVAE
+from test_cli import run_cli  # (tests/ is on the path)
 
 SR = 16000
 SMALL = ["model.encoder.layers=6", "data.sample_rate=16000", "model.encoder.channels=16",
@@ -180,14 +180,6 @@ def untrained_checkpoint(path: pathlib.Path, speaker_ids: list[str], corpus: pat
     speakers = [{"id": s, "gender": "", "age": None, "accent": "", "region": ""} for s in speaker_ids]
     return ckpt_io.save(path, ckpt_io.Checkpoint("vqvae", to_dict(cfg), model.state_dict(), 1,
                                                  extra={"speakers": speakers, "corpus": str(corpus)}))
-
-
-def run_cli(capsys, *args):
-    with pytest.raises(SystemExit) as e:
-        main([str(a) for a in args])
-        raise SystemExit(0)
-    out = capsys.readouterr()
-    return e.value.code, out.out, out.err
 
 
 class SpectrumEmbedder:
