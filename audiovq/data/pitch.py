@@ -28,11 +28,21 @@ from ..errors import AudioError
 F0_MIN, F0_MAX = 50.0, 600.0  # Hz: the search range (speech of adults and children)
 
 
+def _pyworld():
+    """pyworld, imported without its warning about setuptools' pkg_resources (pyworld's own
+    import, nothing a user can act on: every command that tracks pitch printed it)."""
+    import warnings
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="pkg_resources is deprecated", category=UserWarning)
+        import pyworld
+    return pyworld
+
+
 def track(wav: np.ndarray, sample_rate: int, hop: int, name: str = "audio") -> np.ndarray:
     """F0 (F,) float32 Hz per frame of `hop` samples (F = ceil(T / hop)), 0 = unvoiced, of a
     waveform (T,). Bad input is one AudioError naming `name`: non-finite samples, fewer
     samples than one frame, or silence."""
-    import pyworld
+    pyworld = _pyworld()
 
     x = np.asarray(wav, dtype=np.float64).ravel()
     if not np.isfinite(x).all():
