@@ -17,9 +17,10 @@ WaveNet reads the sum of embeddings of µ-law(e[n−1]), µ-law(p[n]) and µ-law
 outputs a categorical over µ-law(e[n]); generation samples e[n] and makes s[n] = p[n] + e[n].
 
 Training loss = NLL(e) + envelope_weight · the mean squared log-spectral distance between the
-predicted envelope and the one analysed from the audio (by cepstra; `envelope_loss: lar` uses the
-squared error of log-area ratios and log-gain instead) (the envelope analysed from the same pre-emphasised audio: this loss reaches the codebook and
-the encoder, which is what asks the codes to carry the phones) + the F0 head's loss.
+predicted envelope and the one analysed from the same pre-emphasised audio (by cepstra;
+`envelope_loss: lar` uses the squared error of log-area ratios and log-gain instead) + the F0
+head's loss. The envelope loss reaches the codebook and the encoder: it is what asks the codes
+to carry the phones.
 
 Pitch: F0 per code frame in Hz (0 = unvoiced), normalised per speaker with statistics held in
 the module (`pitch_mean`, `pitch_std`: log Hz, set from the training corpus) so a checkpoint
