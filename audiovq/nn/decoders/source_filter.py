@@ -159,8 +159,7 @@ class _Frames:
             codewords = self.codebook.lookup(self.indices[b:b + 1, lo:hi])
             spk = self.speaker[b:b + 1]
             if self.pitch is None:  # the F0 head's, with its voicing probability
-                f0 = d.predicted_f0(codewords, spk)
-                voicing = torch.sigmoid(d._f0_head(codewords, spk)[1])
+                f0, voicing = d.predicted_pitch(codewords, spk)
             else:
                 track = np.zeros(hi - lo, np.float32)
                 given = np.asarray(self.pitch[b], dtype=np.float32)[lo:hi]
@@ -292,9 +291,13 @@ class SourceFilterDecoder(Decoder):
 
     def predicted_f0(self, codewords: torch.Tensor, speaker: torch.Tensor) -> torch.Tensor:
         """The F0 head's F0 (B, F) Hz of codewords (B, D, F) for speakers (B,)."""
+        return self.predicted_pitch(codewords, speaker)[0]
+
+    def predicted_pitch(self, codewords: torch.Tensor, speaker: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The F0 head's (F0 (B, F) Hz, 0 unvoiced; voicing probability (B, F)), one pass."""
         z, v = self._f0_head(codewords, speaker)
         f0 = torch.exp(self.pitch_mean[speaker, None] + z * self.pitch_std[speaker, None])
-        return torch.where(v > 0, f0, torch.zeros_like(f0))
+        return torch.where(v > 0, f0, torch.zeros_like(f0)), torch.sigmoid(v)
 
     def _f0_head(self, codewords, speaker):
         spk = self.speakers(speaker)[:, :, None].expand(-1, -1, codewords.shape[-1])
