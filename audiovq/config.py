@@ -70,6 +70,9 @@ class DecoderConfig(WaveNetStackConfig):
     lpc_order: int = 12          # source_filter: all-pole envelope order
     envelope_weight: float = 1.0  # source_filter: weight of the frame-level envelope loss
     envelope_loss: str = "cepstrum"  # source_filter: "cepstrum" (log-spectral distance) or "lar"
+    lpc: bool = True             # source_filter: linear prediction imposes the envelope (false: the
+                                 # WaveNet models the signal itself, no envelope loss; an ablation)
+    pitch: bool = True           # source_filter: conditioned on F0 and sharpened by voicing (false: neither)
 
 
 @dataclass

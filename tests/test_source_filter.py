@@ -242,3 +242,39 @@ def test_lpcnet_probability_floor_is_the_default_of_the_sampling_rule():
     d = model().decoder
     assert d.sampler(1.0).floor == pytest.approx(0.002)
     assert d.sampler(1.0, floor=0.01).floor == pytest.approx(0.01)
+
+
+@pytest.mark.parametrize("lpc,pitch", [(False, True), (True, False), (False, False)])
+def test_ablations_without_linear_prediction_or_pitch(lpc, pitch):
+    """Issue #20's ablation: without linear prediction p[n] = 0, so the excitation network's
+    parallel pass reads the signal itself (e = s) and has no envelope head; without pitch there
+    is no F0 input, head or sharpening. Each still trains (every parameter reaches the loss, as
+    DDP needs), and its fast and PyTorch generation paths give the same samples."""
+    m = model(f"model.decoder.lpc={lpc}", f"model.decoder.pitch={pitch}")
+    d = m.decoder
+    assert (d.envelope is not None) == lpc and (d.f0_net is not None) == pitch and d.needs_pitch == pitch
+    wav = torch.cat([voiced(seed=1), voiced(f0=210.0, seed=2)])
+    f0 = torch.tensor([[130.0], [210.0]]).expand(2, wav.shape[-1] // HOP) if pitch else None
+    vq = m.quantizer(m.encoder(wav))
+    out = d(wav, vq.quantized, torch.tensor([0, 2]), pitch=f0)
+    assert ("envelope" in out.scalars) == lpc and ("f0_head" in out.scalars) == pitch
+    out.loss.backward()
+    assert all(p.grad is not None for p in d.parameters())
+    if not lpc:  # by hand: the WaveNet over s, p's input the class of 0
+        with torch.no_grad():
+            s = mu_law_encode(preemphasis(wav, d.preemphasis).clamp(-1, 1), d.classes)
+            prev = torch.nn.functional.pad(s[:, :-1], (1, 0), value=d.first_input)
+            h, _, _ = d.frames(vq.quantized, torch.tensor([0, 2]), f0)
+            local = h.repeat_interleave(HOP, -1)
+            zero = torch.full_like(s, d.first_input)
+            d.eval()
+            torch.testing.assert_close(d(wav, vq.quantized, torch.tensor([0, 2]), pitch=f0).logits,
+                                       d.network(prev, zero, prev, local))
+    m.eval()
+    codes = m.encode(wav)
+    lengths = [wav.shape[-1], wav.shape[-1] - 40]
+    track = [x.numpy() for x in f0] if pitch else None
+    a = generate(m, codes, torch.tensor([0, 2]), lengths, seed=5, pitch=track, fast=False)
+    b = generate(m, codes, torch.tensor([0, 2]), lengths, seed=5, pitch=track, fast=True)
+    for x, y in zip(a.audio, b.audio):
+        np.testing.assert_array_equal(x, y)

@@ -25,6 +25,11 @@ to carry the phones.
 Pitch: F0 per code frame in Hz (0 = unvoiced), normalised per speaker with statistics held in
 the module (`pitch_mean`, `pitch_std`: log Hz, set from the training corpus) so a checkpoint
 carries every speaker's.
+
+The ablation of issue #20 switches each half off (`model.decoder.lpc`, `model.decoder.pitch`):
+without linear prediction p[n] = 0, so the WaveNet models the signal itself (e = s) and there is
+no envelope head or loss; without pitch the frame network sees no F0, nothing is sharpened and
+there is no F0 head.
 """
 from __future__ import annotations
 
@@ -132,7 +137,8 @@ class _Frames:
                  frames: list[int], pitch: list | None):
         self.decoder, self.codebook, self.indices, self.speaker = decoder, codebook, indices, speaker
         self.lengths, self.pitch, self.hold = frames, pitch, decoder.hop
-        convs = [m for net in (decoder.frame_net, decoder.f0_net) for m in net.modules() if isinstance(m, nn.Conv1d)]
+        nets = [net for net in (decoder.frame_net, decoder.f0_net) if net is not None]
+        convs = [m for net in nets for m in net.modules() if isinstance(m, nn.Conv1d)]
         self.reach = sum(m.padding[0] for m in convs)  # the F0 head feeds the frame network: both reaches
         self._windows: dict[int, dict[int, tuple]] = {}  # item → {window: (h, lpc, beta)}, the last two
 
@@ -158,7 +164,9 @@ class _Frames:
         if w * W < n:
             codewords = self.codebook.lookup(self.indices[b:b + 1, lo:hi])
             spk = self.speaker[b:b + 1]
-            if self.pitch is None:  # the F0 head's, with its voicing probability
+            if not d.needs_pitch:  # (an ablation's decoder: no F0, nothing sharpened)
+                f0 = voicing = None
+            elif self.pitch is None:  # the F0 head's, with its voicing probability
                 f0, voicing = d.predicted_pitch(codewords, spk)
             else:
                 track = np.zeros(hi - lo, np.float32)
@@ -169,8 +177,10 @@ class _Frames:
             hw, lar, _ = d.frames(codewords, spk, f0)
             keep = slice(w * W - lo, min(hi, (w + 1) * W) - lo)
             k = keep.stop - keep.start
-            h[:, :k], lpc[:k] = hw[0, :, keep], d.lpc_of(lar)[0, keep]
-            if d.sharpen:
+            h[:, :k] = hw[0, :, keep]
+            if d.use_lpc:  # (without it every coefficient stays 0: p[n] = 0)
+                lpc[:k] = d.lpc_of(lar)[0, keep]
+            if d.sharpen and voicing is not None:
                 beta[:k] = sharpening(voicing[0, keep])
             lpc[k:] = lpc[k - 1]  # past the item's end (k < W): its last frame's envelope
         else:  # wholly past the end
@@ -267,12 +277,16 @@ class SourceFilterDecoder(Decoder):
         C, M = cfg.cond_channels, cfg.lpc_order
         self.order, self.envelope_weight = M, float(cfg.envelope_weight)
         self.envelope_loss = getattr(cfg, "envelope_loss", "lar")
+        self.use_lpc = bool(getattr(cfg, "lpc", True))
+        self.needs_pitch = bool(getattr(cfg, "pitch", True))  # (an instance's, over the class's)
         self.sharpen = True  # generation: pitch-dependent sharpening (off to compare steps with `forward`)
         self.output = Categorical(cfg.classes)
         self.speakers = nn.Embedding(num_speakers, cfg.speaker_dim)
-        self.frame_net = _convs(code_dim + cfg.speaker_dim + 2, C, cfg.cond_layers)
-        self.envelope = nn.Conv1d(C, M + 1, 1)
-        self.f0_net = nn.Sequential(_convs(code_dim + cfg.speaker_dim, C // 2, 2), nn.Conv1d(C // 2, 2, 1))
+        # (a switched-off part has no module: unused parameters would stall DDP's reducer)
+        self.frame_net = _convs(code_dim + cfg.speaker_dim + 2 * self.needs_pitch, C, cfg.cond_layers)
+        self.envelope = nn.Conv1d(C, M + 1, 1) if self.use_lpc else None
+        self.f0_net = (nn.Sequential(_convs(code_dim + cfg.speaker_dim, C // 2, 2), nn.Conv1d(C // 2, 2, 1))
+                       if self.needs_pitch else None)
         self.network = ExcitationNet(cfg, C, M, hop)
         self.register_buffer("pitch_mean", torch.full((num_speakers,), math.log(150.0)))
         self.register_buffer("pitch_std", torch.full((num_speakers,), 0.2))
@@ -304,11 +318,15 @@ class SourceFilterDecoder(Decoder):
         out = self.f0_net(torch.cat([codewords.detach(), spk], 1))  # prosody from the codes, not into them
         return out[:, 0], out[:, 1]
 
-    def frames(self, codewords: torch.Tensor, speaker: torch.Tensor, f0: torch.Tensor):
-        """(conditioning (B, C, F), LAR (B, M, F), log-gain (B, F))."""
+    def frames(self, codewords: torch.Tensor, speaker: torch.Tensor, f0: torch.Tensor | None):
+        """(conditioning (B, C, F), LAR (B, M, F), log-gain (B, F)); the last two None without
+        linear prediction, and `f0` (B, ≥ F) Hz is unused without pitch."""
         Fr = codewords.shape[-1]
         spk = self.speakers(speaker)[:, :, None].expand(-1, -1, Fr)
-        h = self.frame_net(torch.cat([codewords, spk, self.pitch_features(f0[:, :Fr], speaker)], 1))
+        inputs = [codewords, spk] + ([self.pitch_features(f0[:, :Fr], speaker)] if self.needs_pitch else [])
+        h = self.frame_net(torch.cat(inputs, 1))
+        if not self.use_lpc:
+            return h, None, None
         env = self.envelope(h)
         return h, env[:, :-1].clamp(-LAR_LIMIT, LAR_LIMIT), env[:, -1]
 
@@ -319,20 +337,25 @@ class SourceFilterDecoder(Decoder):
 
     # ------------------------------------------------------------ training
     def forward(self, wav, codewords, speaker, noise=None, pitch=None) -> DecoderOutput:
-        if pitch is None:
+        if pitch is None and self.needs_pitch:
             raise ValueError("the source-filter decoder is trained with F0 per code frame (batch.pitch)")
         T = wav.shape[-1]
         signal = preemphasis(wav, self.preemphasis)
         h, lar, log_gain = self.frames(codewords, speaker, pitch)
-        with torch.no_grad():
-            true = analyse(signal, self.hop, self.order)
-            limit = math.tanh(LAR_LIMIT / 2)
-            lar_true = 2 * torch.atanh(true.parcor.clamp(-limit, limit)).transpose(1, 2)
-            log_gain_true = torch.log(true.gain.clamp_min(1e-5))
-        lpc = self.lpc_of(lar)
-        envelope = self._envelope_distance(lar, lpc, log_gain, lar_true, true.lpc, log_gain_true)
-        lpc = lpc.detach()  # the excitation is taken with the predicted envelope, as generated
-        p = prediction(signal.double(), lpc, self.hop).float().clamp(-1, 1)
+        scalars = {}
+        if self.use_lpc:
+            with torch.no_grad():
+                true = analyse(signal, self.hop, self.order)
+                limit = math.tanh(LAR_LIMIT / 2)
+                lar_true = 2 * torch.atanh(true.parcor.clamp(-limit, limit)).transpose(1, 2)
+                log_gain_true = torch.log(true.gain.clamp_min(1e-5))
+            lpc = self.lpc_of(lar)
+            envelope = self._envelope_distance(lar, lpc, log_gain, lar_true, true.lpc, log_gain_true)
+            scalars["envelope"] = envelope.detach()
+            lpc = lpc.detach()  # the excitation is taken with the predicted envelope, as generated
+            p = prediction(signal.double(), lpc, self.hop).float().clamp(-1, 1)
+        else:
+            envelope, p = signal.new_zeros(()), torch.zeros_like(signal)
         e = (signal - p).clamp(-1, 1)
         e_cls, p_cls, s_cls = (mu_law_encode(x, self.classes) for x in (e, p, signal))
         e_prev, s_prev = self.noisy(e_cls, noise), self.noisy(s_cls, noise)
@@ -341,13 +364,16 @@ class SourceFilterDecoder(Decoder):
         local = h.repeat_interleave(self.hop, -1)[..., :T]
         logits = self.network(e_prev, p_cls, s_prev, local)
         nll = self.output.nll(logits, e_cls)
-        z, v = self._f0_head(codewords, speaker)
-        feats = self.pitch_features(pitch[:, :codewords.shape[-1]], speaker)
-        voiced = feats[:, 1]
-        f0_loss = F.binary_cross_entropy_with_logits(v, voiced) + (
-            ((z - feats[:, 0]) ** 2 * voiced).sum() / voiced.sum().clamp_min(1))
+        f0_loss = nll.new_zeros(())
+        if self.needs_pitch:
+            z, v = self._f0_head(codewords, speaker)
+            feats = self.pitch_features(pitch[:, :codewords.shape[-1]], speaker)
+            voiced = feats[:, 1]
+            f0_loss = F.binary_cross_entropy_with_logits(v, voiced) + (
+                ((z - feats[:, 0]) ** 2 * voiced).sum() / voiced.sum().clamp_min(1))
+            scalars["f0_head"] = f0_loss.detach()
         loss = nll + self.envelope_weight * envelope + f0_loss
-        return DecoderOutput(loss, nll, logits, {"envelope": envelope.detach(), "f0_head": f0_loss.detach()})
+        return DecoderOutput(loss, nll, logits, scalars)
 
     def _envelope_distance(self, lar, lpc, log_gain, lar_true, lpc_true, log_gain_true) -> torch.Tensor:
         """The frame-level envelope loss: "cepstrum", the mean squared log-spectral distance
