@@ -96,6 +96,7 @@ class DataConfig:
     cache_gb: float = 2.0           # audio kept in memory; the rest is read from disk
     val_segments: int = 32
     perturb_semitones: float = 0.0  # random pitch+formant shift of the encoder's input, ± this (0 = off)
+    perturb_formants: bool = True   # false: the pitch alone is shifted, the envelope kept (data/perturb.py)
 
 
 @dataclass

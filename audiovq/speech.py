@@ -91,7 +91,7 @@ def train_vqvae(cfg) -> TrainResult:
         if cfg.data.perturb_semitones > 0:  # drawn for the global batch, so every rank agrees
             factors = random_factors(cfg.data.perturb_semitones, cfg.train.batch_size, g)[part]
             wav = batch.wav.to(d.device)  # the shift runs where the model does (a GPU, if any)
-            batch = batch._replace(wav=wav, encoder_wav=perturb_batch(wav, factors))
+            batch = batch._replace(wav=wav, encoder_wav=perturb_batch(wav, factors, cfg.data.perturb_formants))
         if cfg.model.decoder.input_noise > 0:  # likewise: the same draws whatever the process count
             noise = torch.randn(cfg.train.batch_size, cfg.data.segment, generator=g)[part]
             batch = batch._replace(decoder_noise=noise)

@@ -64,3 +64,52 @@ def test_a_batch_shifted_by_shared_factors_equals_row_by_row():
     factors[3] = factors[7] = Fraction(5, 4)  # at least one factor shared by two rows
     rows = torch.stack([shift(row, f) for row, f in zip(wav, factors)])
     torch.testing.assert_close(perturb_batch(wav, factors), rows, atol=1e-5, rtol=0)
+
+
+def _vowel(f0, n=4000, seed=0):
+    """A pulse train at f0 through a fixed two-formant all-pole filter (700 Hz and 1800 Hz):
+    a hand-made vowel whose envelope is known."""
+    import numpy as np
+    from scipy.signal import lfilter
+    x = np.zeros(n)
+    x[::round(SR / f0)] = 1.0
+    a = np.array([1.0])
+    for hz, bw in ((700, 80), (1800, 120)):
+        r, w = math.exp(-math.pi * bw / SR), 2 * math.pi * hz / SR
+        a = np.convolve(a, [1, -2 * r * math.cos(w), r * r])
+    y = lfilter([1.0], a, x) + 1e-4 * np.random.default_rng(seed).standard_normal(n)
+    return torch.tensor(y / np.abs(y).max() * 0.5, dtype=torch.float32)[None]
+
+
+def _envelope_db(x):
+    """The order-12 all-pole envelope (dB, 256 bins) of x (1, T) as one frame."""
+    from audiovq.nn.lpc import analyse
+    a = analyse(x.double(), x.shape[-1], 12, x.shape[-1]).lpc[0, 0]
+    spectrum = torch.fft.rfft(torch.cat([torch.ones(1, dtype=a.dtype), a]), 510).abs()
+    return -20 * torch.log10(spectrum)
+
+
+def _f0_hz(x):
+    """F0 of x (1, T) by the autocorrelation's highest peak within 60–400 Hz."""
+    x = x[0] - x[0].mean()
+    r = torch.fft.irfft(torch.fft.rfft(x, 2 * x.numel()).abs() ** 2)[:x.numel()]
+    lo, hi = SR // 400, SR // 60
+    return SR / (lo + int(r[lo:hi].argmax()))
+
+
+@pytest.mark.parametrize("factor", [Fraction(6, 5), Fraction(5, 6)])
+def test_pitch_only_shift_moves_the_harmonics_and_keeps_the_formants(factor):
+    x = _vowel(125.0)
+    joint = perturb_batch(x, [factor])
+    alone = perturb_batch(x, [factor], formants=False)
+    assert alone.shape == x.shape and torch.isfinite(alone).all()
+    for y in (joint, alone):
+        assert _f0_hz(y[:, 400:-400]) == pytest.approx(_f0_hz(x) * float(factor), rel=0.04)
+    env, env_joint, env_alone = (_envelope_db(y[:, 400:-400]) for y in (x, joint, alone))
+    peak = lambda e: int(e[:128].argmax()) * SR / 2 / 255  # the first formant's bin, in Hz
+    assert peak(env_alone) == pytest.approx(peak(env), abs=60)
+    assert peak(env_joint) == pytest.approx(peak(env) * float(factor), rel=0.08)
+    # the envelopes' shapes (level removed) below 3 kHz: a downward shift leaves the residual's
+    # top band empty whatever keeps the formants
+    shape = lambda e: e[:192] - e[:192].mean()
+    assert (shape(env_alone) - shape(env)).abs().mean() < 0.5 * (shape(env_joint) - shape(env)).abs().mean()

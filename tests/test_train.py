@@ -96,6 +96,21 @@ def test_training_with_speaker_perturbation_feeds_the_encoder_a_shifted_copy(sma
     assert len(drawn) == 3 and drawn[0].shape == train_calls[0][0].shape and not torch.equal(drawn[0], drawn[1])
 
 
+def test_pitch_only_perturbation_is_what_the_config_asks_for(small_corpus, tmp_path, monkeypatch):
+    import audiovq.speech
+    calls = []
+    real = audiovq.speech.perturb_batch
+
+    def spy(wav, factors, formants=True):
+        calls.append(formants)
+        return real(wav, factors, formants)
+
+    monkeypatch.setattr(audiovq.speech, "perturb_batch", spy)
+    train_vqvae(cfg(small_corpus, tmp_path, "train.steps=1", "train.val_every=0", "data.perturb_semitones=4",
+                    "data.perturb_formants=false"))
+    assert calls == [False]
+
+
 def _trainer(*overrides):
     from audiovq.train import Trainer
 

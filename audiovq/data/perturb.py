@@ -1,4 +1,5 @@
-"""Speaker perturbation of the encoder's input: a random joint pitch + formant shift.
+"""Speaker perturbation of the encoder's input: a random joint pitch + formant shift, or a
+pitch shift alone.
 
 Why: with few training speakers a speaker is trivially identifiable from its pitch and
 formants, and a WaveNet decoder trained on reconstruction then reads the speaker from the
@@ -12,6 +13,10 @@ sees clean audio at conversion time.
 The shift by f = p/q keeps duration (so codes stay aligned with the decoder's target):
 a phase-vocoder time stretch to f·T samples, then resampling by q/p back to T samples,
 which scales every frequency by f.
+
+The pitch-only shift (`formants=False`; issue #20 asks whether a decoder given F0 explicitly
+still needs the formant part) shifts the linear-prediction residual that way and filters it
+again by the original frames' all-pole envelopes: the harmonics move, the formants stay.
 """
 from __future__ import annotations
 
@@ -23,6 +28,8 @@ import torch
 import torchaudio.functional as AF
 
 N_FFT, HOP = 256, 64  # 32 ms / 8 ms at 8 kHz; short enough for 2048-sample segments
+LPC_ORDER, LPC_HOP, LPC_WINDOW = 12, 40, 200  # 5 ms frames, 25 ms windows at 8 kHz: longer than a
+# pitch period, so the envelope holds the formants and the residual the harmonics
 
 
 @lru_cache(maxsize=None)
@@ -67,20 +74,34 @@ def shift(wav: torch.Tensor, factor: Fraction) -> torch.Tensor:
     return y[..., :T].clamp(-1, 1)
 
 
+def shift_pitch(wav: torch.Tensor, factor: Fraction) -> torch.Tensor:
+    """wav (B, T) → (B, T) with the pitch scaled by `factor` and the spectral envelope kept:
+    the all-pole residual of each frame is shifted (`shift`) and filtered again by the same
+    frame's envelope."""
+    from ..nn.lpc import analyse, excitation, synthesis
+
+    if factor == 1:
+        return wav
+    env = analyse(wav.double(), LPC_HOP, LPC_ORDER, LPC_WINDOW)
+    residual = excitation(wav.double(), env.lpc, LPC_HOP)
+    return synthesis(shift(residual, factor), env.lpc, LPC_HOP).to(wav.dtype).clamp(-1, 1)
+
+
 def random_factors(max_semitones: float, n: int, generator: torch.Generator) -> list[Fraction]:
     """n factors drawn uniformly from `ratios(max_semitones)`."""
     table = ratios(max_semitones)
     return [table[k] for k in torch.randint(len(table), (n,), generator=generator).tolist()]
 
 
-def perturb_batch(wav: torch.Tensor, factors: list[Fraction]) -> torch.Tensor:
-    """wav (B, T) → (B, T), row i shifted by factors[i]. Rows that share a factor are shifted
-    together (one STFT for all of them): on a GPU, launches per batch rather than per row."""
+def perturb_batch(wav: torch.Tensor, factors: list[Fraction], formants: bool = True) -> torch.Tensor:
+    """wav (B, T) → (B, T), row i shifted by factors[i] (pitch and formants, or with
+    `formants` False the pitch alone). Rows that share a factor are shifted together (one STFT
+    for all of them): on a GPU, launches per batch rather than per row."""
     out = torch.empty_like(wav)
     rows: dict[Fraction, list[int]] = {}
     for i, f in enumerate(factors):
         rows.setdefault(f, []).append(i)
     for f, idx in rows.items():
         index = torch.tensor(idx, device=wav.device)
-        out[index] = shift(wav[index], f)
+        out[index] = shift(wav[index], f) if formants else shift_pitch(wav[index], f)
     return out
