@@ -129,7 +129,8 @@ def _convert(a: argparse.Namespace) -> None:
     try:
         items, rtf = convert(m, sources, a.speaker, out, temperature=_temperature(a.temperature, m), seed=a.seed,
                              fast=not a.slow, precision=a.precision, progress=not a.quiet, overwrite=a.overwrite,
-                             source_speakers=_source_speakers(m, sources), f0=a.f0, f0_shift=a.f0_shift)
+                             source_speakers=_source_speakers(m, sources), f0=a.f0, f0_shift=a.f0_shift,
+                             excitation=a.excitation)
     finally:
         signal.signal(signal.SIGTERM, old)
     new = [c for c in items if not c.skipped]
@@ -315,6 +316,10 @@ def build_parser() -> argparse.ArgumentParser:
                          "invent it from the codes (the paper's behaviour)")
     cv.add_argument("--f0-shift", type=float, default=0.0, metavar="SEMITONES",
                     help="raise (or, negative, lower) the F0 by this many semitones (decoders with explicit pitch)")
+    cv.add_argument("--excitation", choices=("network", "pulses"), default="network",
+                    help="source_filter decoders: 'network' (default) samples the excitation with the decoder's "
+                         "WaveNet; 'pulses' puts the envelope predicted from the codes over pulses at F0 and noise "
+                         "(LPC-10's excitation, no network: fast, buzzy)")
     _generation_options(cv)
     _device_option(cv)
     cv.add_argument("-q", "--quiet", action="store_true", help="no progress bar")

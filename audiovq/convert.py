@@ -177,7 +177,7 @@ def convert(m: LoadedVQVAE, sources: list[pathlib.Path], targets: list[str], out
             temperature: float = 1.0, seed: int = 0, fast: bool = True, batch_size: int = 8,
             progress: bool = True, overwrite: bool = False, source_speakers: dict | None = None,
             block: int = BLOCK, precision: str = "float32", f0: str | None = None,
-            f0_shift: float = 0.0) -> tuple[list[Converted], float]:
+            f0_shift: float = 0.0, excitation: str = "network") -> tuple[list[Converted], float]:
     """Convert every source to every target speaker. `out` is a folder (or, for one source and
     one target, a .wav path). Returns the conversions (in source × target order) and the
     real-time factor of the generation.
@@ -190,7 +190,8 @@ def convert(m: LoadedVQVAE, sources: list[pathlib.Path], targets: list[str], out
 
     A decoder that takes F0 (`needs_pitch`) gets the source's, mapped to the target (`f0`
     "source", its default) or its own F0 head's (`f0` "predicted"), `f0_shift` semitones
-    higher (`source_f0`).
+    higher (`source_f0`). `excitation` "pulses": its envelope over pulses and noise instead of
+    its excitation network (generate/pulses.py).
     """
     model = m.model
     pitched = getattr(model.decoder, "needs_pitch", False)
@@ -199,6 +200,9 @@ def convert(m: LoadedVQVAE, sources: list[pathlib.Path], targets: list[str], out
     if not pitched and (f0 is not None or f0_shift):
         raise AudioVQError(f"the {model.decoder.kind} decoder of {m.path} takes no F0 (--f0, --f0-shift "
                            "are for a decoder with explicit pitch, e.g. model.decoder.kind=source_filter)")
+    if excitation == "pulses":  # before any work
+        from .generate.pulses import check_decoder
+        check_decoder(model.decoder)
     if not math.isfinite(f0_shift) or abs(f0_shift) > 24:
         raise AudioVQError(f"--f0-shift must be a number of semitones within ±24, not {f0_shift}")
     f0 = f0 or "source"
@@ -212,6 +216,8 @@ def convert(m: LoadedVQVAE, sources: list[pathlib.Path], targets: list[str], out
     settings = {"temperature": temperature, "seed": seed, "precision": precision}
     if pitched:
         settings.update(f0=f0, f0_shift=f0_shift)
+    if excitation != "network":  # (absent for the network: earlier listings stay valid)
+        settings.update(excitation=excitation)
     speakers = source_speakers or {}
 
     def kept() -> dict[int, Converted]:
@@ -258,7 +264,7 @@ def convert(m: LoadedVQVAE, sources: list[pathlib.Path], targets: list[str], out
                     with contextlib.closing(stream(
                             model, ind, torch.tensor([jobs[j][2] for j in batch]), lengths=[s.samples for s in items],
                             temperature=temperature, seed=[seed + j for j in batch], fast=fast, block=block,
-                            precision=precision, pitch=pitch)) as blocks:
+                            precision=precision, pitch=pitch, excitation=excitation)) as blocks:
                         # (closed at once on an interruption: the generator's worker threads end)
                         for b in blocks:
                             busy += b.seconds

@@ -176,6 +176,8 @@ def main() -> None:
                                             "(default: all; for a quick look)")
     ap.add_argument("--f0", choices=("source", "predicted"),
                     help="F0 of a decoder with explicit pitch (as `audiovq convert --f0`; default source)")
+    ap.add_argument("--excitation", choices=("network", "pulses"), default="network",
+                    help="a source-filter decoder's excitation (as `audiovq convert --excitation`)")
     ap.add_argument("--out", default="runs/eval-conversions")
     ap.add_argument("--no-reconstructions", dest="reconstructions", action="store_false",
                     help="skip decoding the sources as their own speaker (the codes-kept ceiling)")
@@ -194,7 +196,7 @@ def main() -> None:
     conversions = []
     for t, utts in sorted(by_target.items()):
         done, _ = convert(m, [manifest.root / u.path for u in utts], [t], out, temperature=a.temperature,
-                          progress=False, f0=a.f0)
+                          progress=False, f0=a.f0, excitation=a.excitation)
         conversions += [Conversion(str(c.source), t, str(c.output), u.speaker, u.id) for c, u in zip(done, utts)]
     align = pathlib.Path(manifest.source_root) / "alignments"
     listener = Listener()  # shared: each source and its limit are heard once for both lists
@@ -206,7 +208,7 @@ def main() -> None:
         for spk in sorted({u.speaker for u in own}):
             utts = [u for u in own if u.speaker == spk]
             done, _ = convert(m, [manifest.root / u.path for u in utts], [spk], out / "reconstructions",
-                              temperature=a.temperature, progress=False, f0=a.f0)
+                              temperature=a.temperature, progress=False, f0=a.f0, excitation=a.excitation)
             recon += [Conversion(str(c.source), spk, str(c.output), spk, u.id) for c, u in zip(done, utts)]
         rr = evaluate(m.model, recon, manifest, None, listener=listener)
         r, resyntheses = rr["summary"], rr["items"]
@@ -216,6 +218,7 @@ def main() -> None:
         free = model_free_rows(m.model, [u for u in {u.id: u for u, _ in todo}.values()], manifest, listener)
         report["listener"] = listener_groups(report["items"], resyntheses, set(ids), free)
     report["setup"] = {"checkpoint": str(m.path), "step": m.step, "temperature": a.temperature, "f0": a.f0,
+                       "excitation": a.excitation,
                        "pairs": len(conversions), "sources": len({c.source for c in conversions})}
     write_json(out / "evaluation.json", report)
     print(f"checkpoint {m.path} (step {m.step}), temperature {a.temperature:g}, "

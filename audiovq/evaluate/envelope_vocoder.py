@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from .. import audio
+from ..generate.pulses import PulseTrain
 from ..nn.emphasis import deemphasis, preemphasis
 from ..nn.lpc import analyse, synthesis
 
@@ -29,17 +30,9 @@ def excitation_signal(kind: str, f0: np.ndarray, gain: np.ndarray, hop: int, sam
     √period so its power is 1) where f0 > 0 and noise where it is 0."""
     if kind not in EXCITATIONS:
         raise ValueError(f"excitation must be one of {', '.join(EXCITATIONS)}, not {kind!r}")
-    rng = np.random.default_rng(seed)
-    e = rng.standard_normal(length)
-    if kind == "pulses":
-        per_sample = np.repeat(np.asarray(f0, np.float64), hop)[:length]
-        per_sample = np.pad(per_sample, (0, length - per_sample.size))
-        voiced = per_sample > 0
-        phase = np.cumsum(np.where(voiced, per_sample / sample_rate, 0.0))
-        pulse = np.zeros(length, bool)
-        pulse[1:] = np.floor(phase[1:]) > np.floor(phase[:-1])
-        e = np.where(voiced, 0.0, e)
-        e[pulse & voiced] = np.sqrt(sample_rate / per_sample[pulse & voiced])
+    per_sample = np.repeat(np.asarray(f0, np.float64), hop)[:length]
+    per_sample = np.pad(per_sample, (0, length - per_sample.size))
+    e = PulseTrain(sample_rate, seed)(per_sample if kind == "pulses" else np.zeros(length))
     g = np.repeat(np.asarray(gain, np.float64), hop)[:length]
     return e * np.pad(g, (0, length - g.size), mode="edge")
 

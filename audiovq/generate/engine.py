@@ -224,7 +224,7 @@ def generate(model: AudioVQVAE, indices: torch.Tensor, speaker: torch.Tensor,
              lengths: Sequence[int] | torch.Tensor | None = None, temperature: float = 1.0,
              seed: int | Sequence[int] = 0, fast: bool = True, progress: bool = False,
              threads: int | None = None, precision: str = "float32", top_k: int = 0,
-             floor: float = 0.0, pitch: list | None = None) -> GenerationResult:
+             floor: float = 0.0, pitch: list | None = None, excitation: str = "network") -> GenerationResult:
     """Decode codes to waveforms with the VQ-VAE's decoder.
 
     indices (B, F) int64 codes (padded), speaker (B,) int64, lengths (B,) samples to generate
@@ -234,7 +234,8 @@ def generate(model: AudioVQVAE, indices: torch.Tensor, speaker: torch.Tensor,
     """
     t = time.perf_counter()
     blocks = stream(model, indices, speaker, lengths, temperature, seed, fast, threads, block=None,
-                    progress=progress, precision=precision, top_k=top_k, floor=floor, pitch=pitch)
+                    progress=progress, precision=precision, top_k=top_k, floor=floor, pitch=pitch,
+                    excitation=excitation)
     audio = [np.concatenate(parts) for parts in zip(*(b.audio for b in blocks))]
     seconds = time.perf_counter() - t
     total = sum(a.size for a in audio)
@@ -242,13 +243,14 @@ def generate(model: AudioVQVAE, indices: torch.Tensor, speaker: torch.Tensor,
 
 
 BLOCK = 1 << 15  # samples per block of `stream` (2 s at 16 kHz)
+EXCITATIONS = ("network", "pulses")  # what excites a source-filter decoder's envelope
 
 
 def stream(model: AudioVQVAE, indices: torch.Tensor, speaker: torch.Tensor,
            lengths: Sequence[int] | torch.Tensor | None = None, temperature: float = 1.0,
            seed: int | Sequence[int] = 0, fast: bool = True, threads: int | None = None,
            block: int | None = BLOCK, progress: bool = False, precision: str = "float32", top_k: int = 0,
-           floor: float = 0.0, pitch: list | None = None) -> Iterator[AudioBlock]:
+           floor: float = 0.0, pitch: list | None = None, excitation: str = "network") -> Iterator[AudioBlock]:
     """`generate`, a block of `block` samples at a time (rounded up to whole chunks of steps,
     `CHUNK` or the next multiple of the hop; None: all in one block; an item's blocks are
     empty once it has ended).
@@ -257,7 +259,13 @@ def stream(model: AudioVQVAE, indices: torch.Tensor, speaker: torch.Tensor,
     whatever the block size: the generator's state and the de-emphasis filter's carry over
     from block to block. Memory: one block of output and a window of code-rate context per
     item, whatever the length. Bad requests raise AudioVQError here, before any block.
+
+    `excitation` "pulses": a source-filter decoder's predicted envelope under pulses at F0 and
+    noise, no excitation network (generate/pulses.py; temperature, precision and `fast` then
+    have nothing to act on).
     """
+    if excitation not in EXCITATIONS:
+        raise AudioVQError(f"excitation must be one of {', '.join(EXCITATIONS)}, not {excitation!r}")
     indices = torch.as_tensor(indices, dtype=torch.int64)
     speaker = torch.as_tensor(speaker, dtype=torch.int64)
     if indices.dim() != 2 or speaker.shape != (indices.shape[0],):
@@ -283,6 +291,9 @@ def stream(model: AudioVQVAE, indices: torch.Tensor, speaker: torch.Tensor,
     if pitch is not None and len(pitch) != B:
         raise AudioVQError(f"{len(pitch)} F0 tracks for a batch of {B}")
     inputs = decoder.step_inputs(model.quantizer, indices, speaker, [-(-n // hop) for n in lengths], pitch)
+    if excitation == "pulses":
+        from .pulses import vocoded
+        return vocoded(decoder, inputs.local, lengths, block, seeds)
     windows = _windows(decoder.network, lengths, inputs.local, inputs.glob, spec, decoder.first_input, seeds, fast,
                        threads, progress, block, precision=precision)
     return _decoded(decoder, windows, lengths, spec)

@@ -125,13 +125,15 @@ class _Frames:
     """The frame-rate outputs of generation, computed a window of frames at a time from the
     codes (so a long file's (B, C, F) conditioning never exists whole): the excitation
     network's conditioning held over `hold` = hop samples (`blocks`, the engine's LocalSource),
-    and each frame's LPC and sharpening factor (`extras`). Each window is computed with a
+    each frame's LPC and sharpening factor (`extras`), and its envelope gain and the F0 it was
+    made with (`part`: what generate/pulses.py reads). Each window is computed with a
     margin of real frames wider than the frame-rate convolutions' reach, so it equals the
     whole signal's; each item's frames are those of its own first `frames[b]` frames, as if
     generated alone (past its end: zero conditioning, the last frame's LPC, no sharpening).
     """
 
     WINDOW = 1024  # frames per window
+    PARTS = ("conditioning", "lpc", "sharpening", "gain", "f0")  # what a window holds, in order
 
     def __init__(self, decoder: "SourceFilterDecoder", codebook, indices: torch.Tensor, speaker: torch.Tensor,
                  frames: list[int], pitch: list | None):
@@ -140,7 +142,7 @@ class _Frames:
         nets = [net for net in (decoder.frame_net, decoder.f0_net) if net is not None]
         convs = [m for net in nets for m in net.modules() if isinstance(m, nn.Conv1d)]
         self.reach = sum(m.padding[0] for m in convs)  # the F0 head feeds the frame network: both reaches
-        self._windows: dict[int, dict[int, tuple]] = {}  # item → {window: (h, lpc, beta)}, the last two
+        self._windows: dict[int, dict[int, tuple]] = {}  # item → {window: PARTS}, the last two
 
     @torch.no_grad()
     def _window(self, b: int, w: int) -> tuple:
@@ -154,13 +156,15 @@ class _Frames:
         return windows[w]
 
     def _compute(self, b: int, w: int) -> tuple:
-        """(conditioning (C, W), LPC (W, M) float64, sharpening (W,)) of window w of item b."""
+        """(conditioning (C, W), LPC (W, M) float64, sharpening (W,), gain (W,) float64, F0 (W,)
+        Hz float64) of window w of item b."""
         W, d, n = self.WINDOW, self.decoder, self.lengths[b]
         lo, hi = max(0, w * W - self.reach), min(n, (w + 1) * W + self.reach)
         C, M = d.frame_net[0].out_channels, d.order
         h = torch.zeros(C, W, device=self.indices.device)
         lpc = torch.zeros(W, M, dtype=torch.float64, device=self.indices.device)
         beta = torch.ones(W, device=self.indices.device)
+        gain, pitch = (torch.zeros(W, dtype=torch.float64, device=self.indices.device) for _ in range(2))
         if w * W < n:
             codewords = self.codebook.lookup(self.indices[b:b + 1, lo:hi])
             spk = self.speaker[b:b + 1]
@@ -174,21 +178,28 @@ class _Frames:
                 track[:given.size] = given
                 f0 = torch.from_numpy(track)[None].to(codewords.device)
                 voicing = (f0 > 0).float()
-            hw, lar, _ = d.frames(codewords, spk, f0)
+            hw, lar, log_gain = d.frames(codewords, spk, f0)
             keep = slice(w * W - lo, min(hi, (w + 1) * W) - lo)
             k = keep.stop - keep.start
             h[:, :k] = hw[0, :, keep]
             if d.use_lpc:  # (without it every coefficient stays 0: p[n] = 0)
                 lpc[:k] = d.lpc_of(lar)[0, keep]
+                gain[:k] = torch.exp(log_gain[0, keep].double())
+            if f0 is not None:
+                pitch[:k] = f0[0, keep].double()
             if d.sharpen and voicing is not None:
                 beta[:k] = sharpening(voicing[0, keep])
             lpc[k:] = lpc[k - 1]  # past the item's end (k < W): its last frame's envelope
         else:  # wholly past the end
             lpc[:] = self._window(b, (n - 1) // W)[1][(n - 1) % W]
-        return h, lpc, beta
+        return h, lpc, beta, gain, pitch
+
+    def part(self, b: int, name: str, f0: int, f1: int) -> torch.Tensor:
+        """Frames f0 … f1 − 1 of item b's `name` (one of PARTS)."""
+        return self._stitch(b, self.PARTS.index(name), f0, f1)
 
     def _stitch(self, b: int, part: int, f0: int, f1: int) -> torch.Tensor:
-        """Frames f0 … f1 − 1 of one part (0 conditioning (C, ·), 1 LPC (·, M), 2 sharpening (·))."""
+        """Frames f0 … f1 − 1 of one part (0 conditioning (C, ·), else (·, …): see PARTS)."""
         W = self.WINDOW
         pieces = [self._window(b, k)[part] for k in range(f0 // W, -(-f1 // W))]
         dim = -1 if part == 0 else 0
