@@ -14,7 +14,7 @@ VENV      := .venv
 PY        := $(VENV)/bin/python
 BIN       := $(VENV)/bin
 SITE      := $(shell $(PYTHON) -c 'import sys; print(f"lib/python{sys.version_info[0]}.{sys.version_info[1]}/site-packages")')
-DEMO_RUN  ?= runs/demo
+DEMO_RUN  ?= runs/demo-sf
 DEMO_MINUTES ?= 5
 # The demo converts utterances of voices the shipped model never heard. With flite: p255 (flite's
 # slt, an American woman's voice an ASR recognises) and p254 (an espeak voice, male), to a man's
@@ -74,15 +74,16 @@ chromium:
 
 env: $(VENV)/.ready flite chromium
 
-# The main job on the embedded corpus: builds + prepares it on first use (data/), trains the
-# tiny preset for DEMO_MINUTES (resuming if run again) to show the training pipeline at work,
-# then converts, analyses and evaluates with the shipped demo model (audiovq/assets/demo-vqvae.pt,
-# trained for hours: docs/tiny-preset.md), since minutes of CPU training do not convert yet.
+# The main job on the embedded corpus: builds + prepares it on first use (data/, with its F0
+# tracks), trains the source-filter preset (configs/sf-tiny.yaml) for DEMO_MINUTES (resuming if
+# run again) to show the training pipeline at work, then converts, analyses and evaluates with
+# the shipped demo model (audiovq/assets/demo-vqvae.pt: the same preset trained for 2 hours on
+# this kind of 2-core CPU, docs/source-filter.md), since minutes of training do not convert yet.
 demo: env
 	@$(MAKE) --no-print-directory demo-steps  # a fresh make: HAVE_FLITE sees a flite that `env` just installed
 
 demo-steps:
-	$(PY) recipes/vctk/train.py train.run_dir=$(DEMO_RUN) train.minutes=$(DEMO_MINUTES)
+	$(PY) recipes/vctk/train.py preset=sf-tiny train.run_dir=$(DEMO_RUN) train.minutes=$(DEMO_MINUTES)
 	$(BIN)/audiovq speakers
 	$(BIN)/audiovq convert $(addprefix --src ,$(DEMO_SRC)) $(addprefix --speaker ,$(DEMO_TARGETS)) --out $(DEMO_RUN)/converted
 	$(BIN)/audiovq analyze --split val -q --out $(DEMO_RUN)/analysis $(DEMO_WITH_DATA)
