@@ -110,7 +110,16 @@ def test_convert_with_pulses_records_the_setting_and_refuses_a_wavenet(tmp_path,
     y, sr = sf.read(tmp_path / "out" / "a_to_p226.wav")
     assert sr == SR and y.size == SR and np.isfinite(y).all() and np.abs(y).max() > 0
     assert json.loads((tmp_path / "out" / "conversions.json").read_text())["excitation"] == "pulses"
+    # recorded at export, it is the model's default
+    code, out, err = run_cli(capsys, "export", ckpt, tmp_path / "slim.pt", "--excitation", "pulses")
+    assert code == 0, err
+    code, out, err = run_cli(capsys, "convert", "--src", src, "--speaker", "p225", "--checkpoint",
+                             tmp_path / "slim.pt", "--out", tmp_path / "out3", "-q")
+    assert code == 0, err
+    assert json.loads((tmp_path / "out3" / "conversions.json").read_text())["excitation"] == "pulses"
     wavenet = untrained_checkpoint(tmp_path / "wn.pt", ["p225", "p226"], SR)
+    code, out, err = run_cli(capsys, "export", wavenet, tmp_path / "wn-slim.pt", "--excitation", "pulses")
+    assert code != 0 and "linear prediction" in err and not (tmp_path / "wn-slim.pt").exists()
     code, out, err = run_cli(capsys, "convert", "--src", src, "--speaker", "p226", "--checkpoint", wavenet,
                              "--excitation", "pulses", "--out", tmp_path / "out2", "-q")
     assert code != 0 and len(err.strip().splitlines()) == 1 and "linear prediction" in err

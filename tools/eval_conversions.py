@@ -176,8 +176,9 @@ def main() -> None:
                                             "(default: all; for a quick look)")
     ap.add_argument("--f0", choices=("source", "predicted"),
                     help="F0 of a decoder with explicit pitch (as `audiovq convert --f0`; default source)")
-    ap.add_argument("--excitation", choices=("network", "pulses"), default="network",
-                    help="a source-filter decoder's excitation (as `audiovq convert --excitation`)")
+    ap.add_argument("--excitation", choices=("network", "pulses"),
+                    help="a source-filter decoder's excitation (as `audiovq convert --excitation`; default: "
+                         "the model's)")
     ap.add_argument("--out", default="runs/eval-conversions")
     ap.add_argument("--no-reconstructions", dest="reconstructions", action="store_false",
                     help="skip decoding the sources as their own speaker (the codes-kept ceiling)")
@@ -186,6 +187,7 @@ def main() -> None:
     m = load_vqvae(a.checkpoint)
     if a.temperature is None:
         a.temperature = m.temperature
+    a.excitation = a.excitation or m.excitation
     manifest = Manifest.load(training_corpus(m))
     ids = [s["id"] for s in m.speakers]
     todo = pairs(manifest, ids, a.targets, a.test, a.val)
