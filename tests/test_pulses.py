@@ -16,7 +16,7 @@ from audiovq.generate import generate
 from audiovq.generate.engine import stream
 from audiovq.generate.pulses import PulseTrain
 from audiovq.nn.emphasis import deemphasis
-from audiovq.nn.lpc import coefficients_at
+from audiovq.nn.lpc import coefficients_at, synthesis
 
 from test_source_filter import HOP, SR, model, voiced
 
@@ -28,8 +28,8 @@ def _codes(m, frames=40):
 
 def test_pulses_equal_a_brute_force_vocoder_of_the_decoders_frames():
     """The decoder's predicted envelope (LPC, gain) for given F0, under envelope_vocoder's
-    excitation, through an all-pole filter written out sample by sample with `coefficients_at`,
-    then de-emphasised: the same waveform."""
+    excitation, through an all-pole filter written out sample by sample with `coefficients_at`
+    (which diffsptk's filter matches), then de-emphasised: the same waveform."""
     m = model().eval()
     d = m.decoder
     codes, lengths = _codes(m)
@@ -47,6 +47,9 @@ def test_pulses_equal_a_brute_force_vocoder_of_the_decoders_frames():
             a = coefficients_at(lpc, t, HOP)[0].numpy()
             s[t] = e[t] - sum(a[k] * hist[-1 - k] for k in range(d.order))
             hist = np.r_[hist[1:], s[t]]
+        # diffsptk's time-varying all-pole filter (nn/lpc.synthesis) on the whole signal agrees
+        np.testing.assert_allclose(synthesis(torch.from_numpy(e)[None], lpc, HOP)[0].numpy(), s,
+                                   rtol=1e-6, atol=1e-9 * np.abs(s).max())
         want = deemphasis(s, d.preemphasis)
         assert got[b].shape == (n,)
         np.testing.assert_allclose(got[b], want, rtol=1e-4, atol=1e-5 * np.abs(want).max())
