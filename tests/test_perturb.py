@@ -64,6 +64,8 @@ def test_a_batch_shifted_by_shared_factors_equals_row_by_row():
     factors[3] = factors[7] = Fraction(5, 4)  # at least one factor shared by two rows
     rows = torch.stack([shift(row, f) for row, f in zip(wav, factors)])
     torch.testing.assert_close(perturb_batch(wav, factors), rows, atol=1e-5, rtol=0)
+    alone = torch.cat([perturb_batch(row[None], [f], formants=False) for row, f in zip(wav, factors)])
+    torch.testing.assert_close(perturb_batch(wav, factors, formants=False), alone, atol=1e-5, rtol=0)
 
 
 def _vowel(f0, n=4000, seed=0):

@@ -74,17 +74,29 @@ def shift(wav: torch.Tensor, factor: Fraction) -> torch.Tensor:
     return y[..., :T].clamp(-1, 1)
 
 
-def shift_pitch(wav: torch.Tensor, factor: Fraction) -> torch.Tensor:
-    """wav (B, T) → (B, T) with the pitch scaled by `factor` and the spectral envelope kept:
-    the all-pole residual of each frame is shifted (`shift`) and filtered again by the same
-    frame's envelope."""
+def shift_pitch(wav: torch.Tensor, factors: list[Fraction]) -> torch.Tensor:
+    """wav (B, T) → (B, T) with row i's pitch scaled by factors[i] and every spectral envelope
+    kept: the all-pole residual of each frame is shifted (`shift`, rows sharing a factor
+    together) and filtered again by the same frame's envelope. The analysis and the filter run
+    once over the whole batch: a filter call per factor group costs a new shape each time."""
     from ..nn.lpc import analyse, excitation, synthesis
 
-    if factor == 1:
-        return wav
-    env = analyse(wav.double(), LPC_HOP, LPC_ORDER, LPC_WINDOW)
-    residual = excitation(wav.double(), env.lpc, LPC_HOP)
-    return synthesis(shift(residual, factor), env.lpc, LPC_HOP).to(wav.dtype).clamp(-1, 1)
+    x = wav.double()
+    env = analyse(x, LPC_HOP, LPC_ORDER, LPC_WINDOW)
+    residual = excitation(x, env.lpc, LPC_HOP)
+    shifted = residual.clone()
+    for f, idx in _groups(factors).items():
+        if f != 1:
+            index = torch.tensor(idx, device=wav.device)
+            shifted[index] = shift(residual[index], f)
+    return synthesis(shifted, env.lpc, LPC_HOP).to(wav.dtype).clamp(-1, 1)
+
+
+def _groups(factors: list[Fraction]) -> dict[Fraction, list[int]]:
+    rows: dict[Fraction, list[int]] = {}
+    for i, f in enumerate(factors):
+        rows.setdefault(f, []).append(i)
+    return rows
 
 
 def random_factors(max_semitones: float, n: int, generator: torch.Generator) -> list[Fraction]:
@@ -97,11 +109,10 @@ def perturb_batch(wav: torch.Tensor, factors: list[Fraction], formants: bool = T
     """wav (B, T) → (B, T), row i shifted by factors[i] (pitch and formants, or with
     `formants` False the pitch alone). Rows that share a factor are shifted together (one STFT
     for all of them): on a GPU, launches per batch rather than per row."""
+    if not formants:
+        return shift_pitch(wav, factors)
     out = torch.empty_like(wav)
-    rows: dict[Fraction, list[int]] = {}
-    for i, f in enumerate(factors):
-        rows.setdefault(f, []).append(i)
-    for f, idx in rows.items():
+    for f, idx in _groups(factors).items():
         index = torch.tensor(idx, device=wav.device)
-        out[index] = shift(wav[index], f) if formants else shift_pitch(wav[index], f)
+        out[index] = shift(wav[index], f)
     return out
