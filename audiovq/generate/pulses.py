@@ -92,10 +92,10 @@ def pulse_blocks(decoder, frames, lengths: list[int], block: int | None, seeds: 
                 audio.append(np.zeros(0, np.float32))
                 continue
             f0, f1 = start // hop, -(-stop // hop)
-            lpc = frames.part(b, "lpc", f0, f1 + 1).numpy()
+            lpc = frames.part(b, "lpc", f0, f1 + 1).cpu().numpy()
             per_sample = lambda x: np.repeat(x, hop)[start - f0 * hop:stop - f0 * hop]
-            pitch = per_sample(frames.part(b, "f0", f0, f1).numpy())
-            gain = per_sample(frames.part(b, "gain", f0, f1).numpy())
+            pitch = per_sample(frames.part(b, "f0", f0, f1).cpu().numpy())
+            gain = per_sample(frames.part(b, "gain", f0, f1).cpu().numpy())
             s = all_pole(trains[b](pitch) * gain, lpc, hop, start, histories[b])
             audio.append(filters[b](s).astype(np.float32))
         yield AudioBlock(start, audio, time.perf_counter() - t)
