@@ -36,7 +36,7 @@ endif
 DEMO_SRC  ?= $(foreach u,$(DEMO_UTTS),$(DEMO_DATA)/corpus/wav48_silence_trimmed/$(firstword $(subst _, ,$(u)))/$(u)_mic1.flac)
 PYTEST_ARGS ?=
 
-.PHONY: env flite chromium demo demo-steps test gpu-check clean-env
+.PHONY: env flite chromium festival demo demo-steps test gpu-check clean-env
 
 $(DEPS)/.installed:
 	@echo "== building the dependency environment in $(DEPS) (first time only: ~3 min, ~7 GB of wheels)"
@@ -72,7 +72,18 @@ chromium:
 	  && (apt-get install -y -q chromium chromium-driver >/dev/null 2>&1 || (apt-get update -q >/dev/null && apt-get install -y -q chromium chromium-driver >/dev/null)) \
 	  && echo "== installed chromium"; } || echo "== note: chromium is not installed (apt-get install chromium chromium-driver); the report pages' browser tests will be skipped"
 
-env: $(VENV)/.ready flite chromium
+# Festival and its English voices of real speakers (Debian: kal, ked, slt's HTS voice; rab_diphone is
+# not packaged for bookworm) add test voices no model of the embedded corpus trained on
+# (audiovq/data/unseen.py, docs/unseen-voices.md); installed where we can, as flite is. Without them
+# the unseen-voices set has espeak and flite voices only.
+FESTIVAL_PKGS := festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts
+festival:
+	@{ command -v festival >/dev/null && [ -d /usr/share/festival/voices/english/ked_diphone ] && [ -d /usr/share/festival/voices/english/kal_diphone ] \
+	  && [ -d /usr/share/festival/voices/us/cmu_us_slt_arctic_hts ]; } || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+	  && (apt-get install -y -q --no-install-recommends $(FESTIVAL_PKGS) >/dev/null 2>&1 || (apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends $(FESTIVAL_PKGS) >/dev/null)) \
+	  && echo "== installed festival and its English voices"; } || echo "== note: festival is not installed (apt-get install $(FESTIVAL_PKGS)); the unseen-voices test set will have espeak and flite voices only"
+
+env: $(VENV)/.ready flite chromium festival
 
 # The main job on the embedded corpus: builds + prepares it on first use (data/, with its F0
 # tracks), trains the source-filter preset (configs/sf-tiny.yaml) for DEMO_MINUTES (resuming if
