@@ -9,6 +9,9 @@ resample:
 - ABX: the A speakers. ABX averages cells per (speaker, p, q), then over speakers; resampling
   speakers reweights that middle step and keeps the cells of one speaker together. (The X
   speaker of an across cell stays as it was: only A is resampled.)
+- shares of yes/no outcomes (`share_interval`): whatever units the caller names, e.g. the
+  utterances whose speaker is named from its codes (analysis/speakers.py), or the sources of
+  conversions that land closer to their target (evaluate/closer.py).
 
 A bootstrap over few units says little: with one unit the interval is a point. Intervals are
 None where there are fewer than 2 units.
@@ -66,6 +69,27 @@ def bootstrap_interval(estimate: float, values: np.ndarray, level: float = LEVEL
     q_low, q_high = np.quantile(v, [tail, 1 - tail])
     low, high = np.clip([2 * estimate - q_high, 2 * estimate - q_low], *bounds)
     return Interval(float(low), float(high))
+
+
+# ------------------------------------------------------------------ shares of yes/no outcomes
+
+def share_interval(successes, trials, resamples: int = RESAMPLES, seed: int = 0,
+                   level: float = LEVEL) -> Interval | None:
+    """Bootstrap interval of the share sum(successes) / sum(trials) over units.
+
+    successes, trials (units,): each unit's count of "yes" outcomes and of outcomes (≥ 1), e.g.
+    a source utterance converted to 3 targets of which 2 landed: (2, 3). A resample draws the
+    units with replacement (`draws`, seeded) and pools their counts, so outcomes of one unit
+    stay together. None with fewer than 2 units. When every outcome agrees (0% or 100%) every
+    resample agrees too, and the interval is that single point: a bootstrap cannot say how
+    far the share might move on more data."""
+    s, t = np.asarray(successes, np.float64).reshape(-1), np.asarray(trials, np.float64).reshape(-1)
+    if s.shape != t.shape or (t < 1).any() or (s < 0).any() or (s > t).any():
+        raise ValueError("successes and trials: one count of each per unit, 0 ≤ successes ≤ trials, trials ≥ 1")
+    if s.size < 2 or resamples < 1:
+        return None
+    w = draws(s.size, resamples, seed).astype(np.float64)
+    return bootstrap_interval(float(s.sum() / t.sum()), (w @ s) / (w @ t), level)
 
 
 # ------------------------------------------------------------ phone/code scores over utterances

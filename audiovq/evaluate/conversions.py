@@ -14,6 +14,7 @@ from ..analysis import labels, metrics
 from ..data.alignments import read_textgrid
 from ..data.manifest import Manifest
 from ..errors import AudioVQError
+from .closer import annotate, closer_by_kind, speaker_genders
 from .listener import Heard, Listener, manifest_texts, summarize, transcript
 from .signal import median_f0, mel_dtw_distance
 from .speaker import SpeakerEmbedder, SpeakerProfile, pitch_closer, reference_files
@@ -71,7 +72,8 @@ def _pitch_closer(s: Score) -> bool | None:
 @torch.no_grad()
 def evaluate(model, conversions: list[Conversion], manifest: Manifest | None = None,
              alignments: str | os.PathLike | None = None, progress: bool = True,
-             listener: Listener | None = None, limit_dir: str | os.PathLike | None = None) -> dict:
+             listener: Listener | None = None, limit_dir: str | os.PathLike | None = None,
+             speakers: list[dict] | None = None) -> dict:
     """Score each conversion; returns {"items": [Score as dict…], "summary": {…},
     "references": {speaker: [reference audio files]}, "failed": [{output, target, source, error}]}.
 
@@ -81,6 +83,12 @@ def evaluate(model, conversions: list[Conversion], manifest: Manifest | None = N
     limits; pass one to share its per-source cache between calls on the same model, or
     `Listener(False, False)` to skip listening. `limit_dir`: write each source's
     representation limit there as a wav (`Score.limit_audio`), for a listener to hear.
+
+    `speakers`: the model's speaker table (LoadedVQVAE.speakers: dicts with "id", "gender").
+    With it each item says whether its source speaker is one the model trained on
+    ("source_seen"; a source of unknown speaker is unseen) and its "gender_pairing", and
+    summary["closer"] holds the closer-to-target share by kind of pair with bootstrap
+    intervals, the unseen sources first (closer.py); without it seen/unseen is not told apart.
     """
     sr = model.sample_rate
     embed = SpeakerEmbedder()
@@ -144,6 +152,7 @@ def evaluate(model, conversions: list[Conversion], manifest: Manifest | None = N
             _collect_phones(phone_pairs, manifest, pathlib.Path(alignments), c.source_utterance,
                             codes_src[:n], codes_out[:n], model.code_rate)
     items = [asdict(s) for s in scores]
+    annotate(items, None if speakers is None else {s["id"] for s in speakers}, speaker_genders(manifest, speakers))
     summary = {
         "conversions": len(scores),
         "closer_to_target": _mean([s.closer_to_target for s in scores]),
@@ -153,6 +162,7 @@ def evaluate(model, conversions: list[Conversion], manifest: Manifest | None = N
         "mel_distance": _mean([s.mel_distance for s in scores]),
         "loudness_diff_db": _mean([s.loudness_diff_db for s in scores]),
     }
+    summary["closer"] = closer_by_kind(items)
     pitch = [v for v in map(_pitch_closer, scores) if v is not None]
     summary["pitch_pairs"] = len(pitch)
     summary["pitch_closer_to_target"] = _mean(pitch)

@@ -35,6 +35,8 @@ COLUMNS = [
     Column("sim_source", "sim→src", "cosine of GE2E speaker embeddings: conversion vs the source speaker's "
            "references", "num", 3),
     Column("closer_to_target", "closer", "the conversion is closer to the target speaker than to the source's", "bool"),
+    Column("source_seen", "src seen", "the source's speaker is one the model trained on (a source of unknown "
+           "speaker is not); the headline share is over the unseen ones", "bool"),
     Column("code_agreement", "codes kept", "frames whose re-encoded code equals the source's", "pct"),
     Column("mel_distance", "mel dB", "mean log-mel distance to the source along the DTW path", "num", 1),
     Column("loudness_diff_db", "ΔdB", "conversion RMS level − source RMS level", "num", 1),

@@ -7,6 +7,7 @@ import os
 import pathlib
 
 from ..atomic import write_text
+from .closer import format_groups, headline
 from .listener import KINDS
 from .speaker import PITCH_APART
 
@@ -34,15 +35,19 @@ def format_report(report: dict) -> str:
 
 
 def format_summary(report: dict) -> list[str]:
-    """The lines under `format_report`'s table: shares and means over the conversions, what a
-    listener hears, and what was not scored."""
+    """The lines under `format_report`'s table: the headline (closer to the target, sources the
+    model never heard, with its interval), shares by kind of pair and means over the
+    conversions, what a listener hears, and what was not scored."""
     s = report["summary"]
     listened = "wer_output" in s
-    lines = []
+    groups = s.get("closer") or {}
+    first = headline(groups)  # the headline: sources the model never heard
+    lines = [first] if first else []
     if s["conversions"]:
         lines.append(f"closer to target speaker than to source: {s['closer_to_target']:.0%} of {s['conversions']}; "
                      f"mean similarity to target {s['sim_target']:.3f} vs source {s['sim_source']:.3f}; "
                      f"codes kept {s['code_agreement']:.1%}")
+        lines += format_groups(groups, with_headline=False)
     if s.get("pitch_pairs"):
         lines.append(f"median F0 closer to the target's than to the source's: {s['pitch_closer_to_target']:.0%} "
                      f"of the {s['pitch_pairs']} pairs whose speakers are ≥ {PITCH_APART:g} semitones apart")
