@@ -93,7 +93,7 @@ def _analyze(a: argparse.Namespace) -> None:
     mapping = load_phone_mapping(a.phone_map) if a.phone_map else None
     r = analyze(m.model, manifest, align, split=a.split, out_dir=out, mapping=mapping,
                 keep_silence=not a.exclude_silence, mfcc=not a.no_mfcc, abx=not a.no_abx, progress=not a.quiet,
-                minutes=a.minutes, hear_codes=a.hear_code or (),
+                minutes=a.minutes, hear_codes=a.hear_code or (), model_speakers=[s["id"] for s in m.speakers],
                 meta={"checkpoint": str(m.path), "step": m.step, "data": str(data), "alignments": str(align)})
     print(r.table)
     skipped = {k: v for k, v in r.problems.summary().items() if v}
@@ -130,7 +130,7 @@ def _convert(a: argparse.Namespace) -> None:
         items, rtf = convert(m, sources, a.speaker, out, temperature=_temperature(a.temperature, m), seed=a.seed,
                              fast=not a.slow, precision=a.precision, progress=not a.quiet, overwrite=a.overwrite,
                              source_speakers=_source_speakers(m, sources), f0=a.f0, f0_shift=a.f0_shift,
-                             excitation=a.excitation or m.excitation)
+                             renderer=a.renderer or m.renderer)
     finally:
         signal.signal(signal.SIGTERM, old)
     new = [c for c in items if not c.skipped]
@@ -177,7 +177,7 @@ def _decode(a: argparse.Namespace) -> None:
     length = min(int(meta.get("num_samples") or codes.size * m.model.hop), codes.size * m.model.hop)
     res = generate(m.model, torch.from_numpy(codes)[None], torch.tensor([spk]), lengths=[length],
                    temperature=_temperature(a.temperature, m), seed=a.seed, fast=not a.slow,
-                   precision=a.precision, excitation=a.excitation or m.excitation)
+                   precision=a.precision, renderer=a.renderer or m.renderer)
     audio.save(a.out, res.audio[0], m.model.sample_rate)
     print(f"{a.codes} → {a.out} ({length / m.model.sample_rate:.1f} s as {a.speaker}, RTF {res.rtf:.2f})")
 
@@ -225,7 +225,7 @@ def _sample(a: argparse.Namespace) -> None:
     codes = sample_codes(p.prior, spk, steps, a.n, a.prior_temperature, a.top_k, a.seed, fast=not a.slow)
     t_codes = time.perf_counter() - t
     res = generate(model, codes, torch.full((a.n,), spk), temperature=_temperature(a.temperature, p.vqvae),
-                   seed=a.seed, fast=not a.slow, precision=a.precision, excitation=a.excitation or p.vqvae.excitation)
+                   seed=a.seed, fast=not a.slow, precision=a.precision, renderer=a.renderer or p.vqvae.renderer)
     meta = {"num_codes": model.quantizer.num_codes, "code_rate": model.code_rate, "sample_rate": model.sample_rate,
             "num_samples": steps * model.hop, "checkpoint": str(p.vqvae.path), "prior": str(p.path),
             "speaker": a.speaker}
@@ -243,7 +243,7 @@ def _temperature(given: float | None, m) -> float:
 
 def _export(a: argparse.Namespace) -> None:
     from .models import export
-    out = export(a.checkpoint, a.out, a.temperature, a.excitation)
+    out = export(a.checkpoint, a.out, a.temperature, a.renderer)
     print(f"{a.checkpoint} → {out} ({out.stat().st_size / 1e6:.1f} MB)")
 
 
@@ -383,15 +383,18 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("out", metavar="OUT")
     ex.add_argument("--temperature", type=float, metavar="T",
                     help="record the decoder sampling temperature to use by default (measured best)")
-    ex.add_argument("--excitation", choices=("network", "pulses"),
-                    help="record a source_filter decoder's excitation to use by default (measured best)")
+    ex.add_argument("--renderer", choices=RENDERERS,
+                    help="record what renders a source_filter decoder's frames by default (measured best)")
+    ex.add_argument("--excitation", choices=RENDERERS, dest="renderer", action=_Renamed, help=argparse.SUPPRESS)
     ex.set_defaults(func=_export)
 
     an = sub.add_parser("analyze", help="score learned codes against phone alignments",
                         description="Encode a prepared corpus, label each code frame with the phone at its "
                                     "centre (TextGrid phones tier), and report the paper's code→phone "
                                     "accuracy, purities, PNMI, ARI/NMI, usage, bitrate and speaker leakage, "
-                                    "beside MFCC k-means, random and majority baselines.")
+                                    "beside MFCC k-means, random and majority baselines; and whether the codes name "
+                                    "the speaker, apart for the model's speakers and for speakers it never heard "
+                                    "(the corpus's held-out speakers, encoded for this when the split has none).")
     an.add_argument("--checkpoint", **ck)
     an.add_argument("--data", metavar="PREPARED", help="prepared corpus (default: the one the model was trained on)")
     an.add_argument("--audio", metavar="DIR",
@@ -422,6 +425,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 PRECISIONS = ("float32", "bf16", "int8")  # generate.weights.PRECISIONS, not imported here: it loads torch
+RENDERERS = ("network", "pulses", "world")  # generate.engine.RENDERERS, likewise
 PRECISION_HELP = ("weights of the fast CPU path's matrix-vector products: float32 (default), bf16, or int8 "
                   "(about 1.7x faster for one file at a time; logits within ~1%% rms of float32)")
 
@@ -430,10 +434,13 @@ def _generation_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--temperature", type=float, default=None,
                    help="sampling temperature of the decoder (0 = argmax; default: the model's, "
                         "recorded at export, else 1)")
-    p.add_argument("--excitation", choices=("network", "pulses"),
-                   help="source_filter decoders: 'network' samples the excitation with the decoder's WaveNet; "
-                        "'pulses' puts the envelope predicted from the codes over pulses at F0 and noise "
-                        "(LPC-10's excitation, no network); default: the model's, recorded at export, else network")
+    p.add_argument("--renderer", choices=RENDERERS,
+                   help="what turns the decoder's frames into samples: 'network' samples the decoder's own "
+                        "network (a source_filter decoder's excitation WaveNet); 'world' renders the envelope "
+                        "predicted from the codes with WORLD's synthesis (pulses at exact times, noise where "
+                        "unvoiced), 'pulses' with LPC-10's pulse train (no network for either); default: the "
+                        "model's, recorded at export, else network")
+    p.add_argument("--excitation", choices=RENDERERS, dest="renderer", action=_Renamed, help=argparse.SUPPRESS)
     p.add_argument("--seed", type=int, default=0, help="random seed of the sampling (default 0)")
     p.add_argument("--slow", action="store_true", help="use the plain PyTorch generator instead of the fast CPU path")
     p.add_argument("--precision", choices=PRECISIONS, default="float32", help=PRECISION_HELP)
@@ -447,7 +454,7 @@ def _device_option(p: argparse.ArgumentParser) -> None:
 class _Renamed(argparse.Action):
     """An option's old spelling: still accepted, with a one-line note of the new one."""
 
-    NEW = {"--decoder-temperature": "--temperature"}
+    NEW = {"--decoder-temperature": "--temperature", "--excitation": "--renderer"}
 
     def __call__(self, parser, namespace, values, option_string=None):
         print(f"audiovq: note: {option_string} is now {self.NEW[option_string]} (the old spelling will go)",

@@ -29,6 +29,7 @@ from .atomic import atomic_path, write_text
 from .errors import AudioError, AudioVQError
 from .filelock import folder_lock
 from .generate.engine import BLOCK, check_precision, stream
+from .generate.renderers import renderer_named
 from .models import LoadedVQVAE
 
 
@@ -151,21 +152,15 @@ def _track_window(read, start: int, stop: int, sr: int, hop: int, path) -> np.nd
 def source_f0(model, source: _Source, target: int, mode: str, shift: float) -> np.ndarray | None:
     """The F0 (F,) Hz a conversion is generated with, for a source and a target speaker index:
     "source": the source's F0 moved onto the target's log-F0 statistics (held in the decoder,
-    from its training corpus) by `pitch.map_f0`, the source's statistics being those of the
-    utterance (its speaker is in general unknown); "predicted": None, the decoder's F0 head
-    predicts it from the codes (the paper's behaviour: the decoder invents the prosody), or,
-    with a shift, that prediction shifted here. `shift` in semitones."""
+    from its training corpus: `pitch_statistics`) by `pitch.map_f0`, `shift` semitones higher,
+    the source's statistics being those of the utterance (its speaker is in general unknown);
+    "predicted": None, the decoder's F0 head predicts it from the codes a window at a time (the
+    paper's behaviour: the decoder invents the prosody), shifted by `stream(f0_shift=…)` with
+    its voicing probability kept."""
     from .data.pitch import PitchStats, map_f0, stats
-    decoder = model.decoder
     if mode == "predicted":
-        if not shift:
-            return None
-        with torch.no_grad():
-            device = decoder.speakers.weight.device
-            codewords = model.quantizer.lookup(torch.from_numpy(source.codes)[None].to(device))
-            f0 = decoder.predicted_f0(codewords, torch.tensor([target], device=device))[0].cpu().numpy()
-        return (f0 * 2 ** (shift / 12)).astype(np.float32)
-    to = PitchStats(float(decoder.pitch_mean[target]), float(decoder.pitch_std[target]), 0)
+        return None
+    to = PitchStats(*model.decoder.pitch_statistics(target), 0)
     try:
         own = stats([source.f0])
     except AudioError:  # (almost) nothing voiced, e.g. a whisper: it stays unvoiced
@@ -177,7 +172,7 @@ def convert(m: LoadedVQVAE, sources: list[pathlib.Path], targets: list[str], out
             temperature: float = 1.0, seed: int = 0, fast: bool = True, batch_size: int = 8,
             progress: bool = True, overwrite: bool = False, source_speakers: dict | None = None,
             block: int = BLOCK, precision: str = "float32", f0: str | None = None,
-            f0_shift: float = 0.0, excitation: str = "network") -> tuple[list[Converted], float]:
+            f0_shift: float = 0.0, renderer: str = "network") -> tuple[list[Converted], float]:
     """Convert every source to every target speaker. `out` is a folder (or, for one source and
     one target, a .wav path). Returns the conversions (in source × target order) and the
     real-time factor of the generation.
@@ -190,8 +185,8 @@ def convert(m: LoadedVQVAE, sources: list[pathlib.Path], targets: list[str], out
 
     A decoder that takes F0 (`needs_pitch`) gets the source's, mapped to the target (`f0`
     "source", its default) or its own F0 head's (`f0` "predicted"), `f0_shift` semitones
-    higher (`source_f0`). `excitation` "pulses": its envelope over pulses and noise instead of
-    its excitation network (generate/pulses.py).
+    higher (`source_f0`). `renderer` (generate/renderers/): "network" samples the decoder's
+    network; "pulses" or "world" render a source-filter decoder's envelope with no network.
     """
     model = m.model
     pitched = getattr(model.decoder, "needs_pitch", False)
@@ -200,9 +195,7 @@ def convert(m: LoadedVQVAE, sources: list[pathlib.Path], targets: list[str], out
     if not pitched and (f0 is not None or f0_shift):
         raise AudioVQError(f"the {model.decoder.kind} decoder of {m.path} takes no F0 (--f0, --f0-shift "
                            "are for a decoder with explicit pitch, e.g. model.decoder.kind=source_filter)")
-    if excitation == "pulses":  # before any work
-        from .generate.pulses import check_decoder
-        check_decoder(model.decoder)
+    renderer_named(renderer).check(model.decoder)  # before any work
     if not math.isfinite(f0_shift) or abs(f0_shift) > 24:
         raise AudioVQError(f"--f0-shift must be a number of semitones within ±24, not {f0_shift}")
     f0 = f0 or "source"
@@ -216,8 +209,8 @@ def convert(m: LoadedVQVAE, sources: list[pathlib.Path], targets: list[str], out
     settings = {"temperature": temperature, "seed": seed, "precision": precision}
     if pitched:
         settings.update(f0=f0, f0_shift=f0_shift)
-    if excitation != "network":  # (absent for the network: earlier listings stay valid)
-        settings.update(excitation=excitation)
+    if renderer != "network":  # (absent for the network: earlier listings stay valid)
+        settings.update(renderer=renderer)
     speakers = source_speakers or {}
 
     def kept() -> dict[int, Converted]:
@@ -264,7 +257,8 @@ def convert(m: LoadedVQVAE, sources: list[pathlib.Path], targets: list[str], out
                     with contextlib.closing(stream(
                             model, ind, torch.tensor([jobs[j][2] for j in batch]), lengths=[s.samples for s in items],
                             temperature=temperature, seed=[seed + j for j in batch], fast=fast, block=block,
-                            precision=precision, pitch=pitch, excitation=excitation)) as blocks:
+                            precision=precision, pitch=pitch, renderer=renderer,
+                            f0_shift=f0_shift if f0 == "predicted" else 0.0)) as blocks:
                         # (closed at once on an interruption: the generator's worker threads end)
                         for b in blocks:
                             busy += b.seconds

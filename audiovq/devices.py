@@ -1,6 +1,9 @@
 """Which torch device a command or recipe runs on: one check, one line of error for a device
-this machine does not have (instead of a traceback from deep inside torch)."""
+this machine does not have (instead of a traceback from deep inside torch); and how many
+CPU threads torch uses inside a block (`torch_threads`)."""
 from __future__ import annotations
+
+import contextlib
 
 import torch
 
@@ -25,3 +28,15 @@ def torch_device(name: str | torch.device) -> torch.device:
         if dev.index is not None and dev.index >= torch.cuda.device_count():
             raise AudioVQError(f"device {name!r}: this machine has {torch.cuda.device_count()} CUDA device(s)")
     return dev
+
+
+@contextlib.contextmanager
+def torch_threads(n: int | None):
+    """Use n intra-op threads inside the block (None: leave as is)."""
+    old = torch.get_num_threads()
+    if n:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)

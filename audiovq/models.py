@@ -34,10 +34,11 @@ class LoadedVQVAE(NamedTuple):
         return float(self.extra.get("temperature", 1.0))
 
     @property
-    def excitation(self) -> str:
-        """What excites a source-filter decoder's envelope by default, recorded at export
-        ("network", the default, or "pulses": generate/pulses.py)."""
-        return str(self.extra.get("excitation", "network"))
+    def renderer(self) -> str:
+        """What renders the decoder's frames by default, recorded at export ("network", the
+        default, "pulses" or "world": generate/renderers/; models exported before the name
+        recorded it as "excitation")."""
+        return str(self.extra.get("renderer", self.extra.get("excitation", "network")))
 
     def speaker_index(self, speaker_id: str) -> int:
         ids = [s["id"] for s in self.speakers]
@@ -66,13 +67,16 @@ POOL = "quantizer.pool"  # recent encoder outputs kept for codebook restarts: tr
 # (the quantizer accepts an empty one when loading: see VectorQuantizer._load_from_state_dict)
 
 
+RENDERERS = ("network", "pulses", "world")  # generate.engine.RENDERERS (not imported: it loads numba)
+
+
 def export(path: str | os.PathLike, out: str | os.PathLike, temperature: float | None = None,
-           excitation: str | None = None) -> pathlib.Path:
+           renderer: str | None = None) -> pathlib.Path:
     """A slim copy of a speech VQ-VAE (or prior) checkpoint for sharing and inference: weights,
     config and speaker table, without optimizer state and the quantizer's reservoir. `temperature`
     records the decoder sampling temperature this model is best heard at (measured, e.g. by
-    tools/eval_conversions.py); commands use it when none is given; `excitation` likewise records
-    how a source-filter decoder is best heard ("network" or "pulses")."""
+    tools/eval_conversions.py); commands use it when none is given; `renderer` likewise records
+    how a source-filter decoder is best heard ("network", "pulses" or "world")."""
     ckpt = ckpt_io.load(path)
     if ckpt.kind not in ("vqvae", "prior"):
         raise CheckpointError(f"{path}: a {ckpt.kind} checkpoint; export takes a speech VQ-VAE or its prior")
@@ -86,13 +90,14 @@ def export(path: str | os.PathLike, out: str | os.PathLike, temperature: float |
         if not 0 <= temperature <= 2:
             raise ConfigError(f"temperature={temperature}: must be between 0 and 2")
         extra["temperature"] = float(temperature)
-    if excitation is not None:
+    if renderer is not None:
         decoder = (ckpt.config.get("model") or {}).get("decoder") or {}
-        if excitation not in ("network", "pulses"):
-            raise ConfigError(f"excitation={excitation!r}: must be network or pulses")
-        if excitation == "pulses" and not (decoder.get("kind") == "source_filter" and decoder.get("lpc", True)):
-            raise ConfigError("--excitation pulses needs a source_filter decoder with linear prediction")
-        extra["excitation"] = excitation
+        if renderer not in RENDERERS:
+            raise ConfigError(f"renderer={renderer!r}: must be one of {', '.join(RENDERERS)}")
+        if renderer != "network" and not (decoder.get("kind") == "source_filter" and decoder.get("lpc", True)):
+            raise ConfigError(f"--renderer {renderer} needs a source_filter decoder with linear prediction")
+        extra.pop("excitation", None)  # (the key's old name)
+        extra["renderer"] = renderer
     slim = ckpt_io.Checkpoint(ckpt.kind, ckpt.config, state, ckpt.step, None, extra)
     return ckpt_io.save(out, slim)
 

@@ -152,7 +152,7 @@ def load_prior(path, device="cpu") -> LoadedPrior:
 def sample_codes(prior: CodePrior, speaker: int, steps: int, n: int = 1, temperature: float = 1.0,
                  top_k: int = 0, seed: int = 0, fast: bool = True) -> torch.Tensor:
     """n code sequences (n, steps) for one speaker by cached incremental sampling (batched),
-    with the sampling rule every generator uses (generate/sampling.py): sequence i draws from
+    with the sampling rule every generator uses (nn/sampling.py): sequence i draws from
     seed + i's stream, top-k included."""
     from .generate import generate_wavenet
     device = prior.speakers.weight.device

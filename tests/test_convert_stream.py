@@ -19,7 +19,7 @@ from audiovq.codes import encode_utterances
 from audiovq.convert import convert, match_loudness
 from audiovq.filelock import folder_lock
 from audiovq.generate import generate
-from audiovq.generate.conditioning import UpsampledCodes, WindowedCodes, codes_context
+from audiovq.nn.decoders.windows import UpsampledCodes, WindowedCodes, codes_context
 from audiovq.generate.engine import stream
 from audiovq.models import load_vqvae
 

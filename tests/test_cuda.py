@@ -22,7 +22,7 @@ from audiovq.errors import AudioVQError
 from audiovq.generate import generate, generate_wavenet, teacher_forced_logits
 from audiovq.generate.cuda_graph import StaticSteps
 from audiovq.generate.incremental import TorchStack
-from audiovq.generate.sampling import CATEGORICAL, SamplerSpec
+from audiovq.nn.sampling import CATEGORICAL, SamplerSpec
 from audiovq.nn.vqvae import AudioVQVAE
 from test_generate import small_vqvae, small_wavenet
 

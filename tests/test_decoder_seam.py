@@ -16,7 +16,7 @@ from audiovq.data.datasets import AudioBatch
 from audiovq.errors import AudioVQError, ConfigError
 from audiovq.generate import generate, generate_wavenet, stream
 from audiovq.generate.conditioning import TensorLocal
-from audiovq.generate.sampling import CATEGORICAL, SamplerSpec, sample
+from audiovq.nn.sampling import CATEGORICAL, SamplerSpec, sample
 from audiovq.nn.decoders import KINDS, Decoder, DecoderOutput, StepInputs, register
 from audiovq.nn.distributions import Categorical
 from audiovq.nn.vqvae import AudioVQVAE
@@ -128,7 +128,7 @@ def test_a_decoder_written_against_the_interface_generates_through_the_engine():
     with torch.no_grad():
         logits = (d.network.prev.weight[d.first_input] + d.frame(model.quantizer.lookup(codes[:1, :1])[0, :, 0])
                   + d.speakers.weight[0])
-    from audiovq.generate.sampling import UniformStream
+    from audiovq.nn.sampling import UniformStream
     u = UniformStream(4, 1).take(1)
     k, _ = sample(SamplerSpec(CATEGORICAL, 1.0), logits[None], u)
     assert np.isclose(a.audio[0][0], d.to_waveform(np.array([int(k)]))[0])

@@ -13,8 +13,8 @@ from audiovq.nn.emphasis import deemphasis
 from audiovq.config import load_config
 from audiovq.errors import AudioVQError
 from audiovq.generate import generate, generate_wavenet, teacher_forced_logits
-from audiovq.generate.conditioning import UpsampledCodes, codes_context
-from audiovq.generate.sampling import CATEGORICAL, MIXTURE, SamplerSpec, UniformStream, sample
+from audiovq.nn.decoders.windows import UpsampledCodes, codes_context
+from audiovq.nn.sampling import CATEGORICAL, MIXTURE, SamplerSpec, UniformStream, sample
 from audiovq.nn.distributions import LogisticMixture
 from audiovq.nn.vqvae import AudioVQVAE
 from audiovq.nn.wavenet import WaveNet

@@ -25,7 +25,7 @@ from audiovq.errors import AudioVQError
 from audiovq.generate import generate_wavenet, teacher_forced_logits
 from audiovq.generate.fast import FastPath
 from audiovq.generate.kernels import panel_product
-from audiovq.generate.sampling import inverse_cdf
+from audiovq.nn.sampling import inverse_cdf
 from audiovq.generate.weights import (PANEL, from_bfloat16, pack_matrix, pack_stack, quantize_int8,
                                       stack_arrays, to_bfloat16, unpack_matrix)
 from audiovq.nn.wavenet import WaveNet

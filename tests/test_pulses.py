@@ -1,4 +1,4 @@
-"""Generation with pulses instead of the excitation network (generate/pulses.py): against a
+"""Rendering with pulses instead of the excitation network (generate/renderers/pulses.py): against a
 brute-force vocoder of the decoder's own frame outputs, block by block = whole, its F0, and
 one-line errors for a decoder without an envelope."""
 from __future__ import annotations
@@ -14,7 +14,7 @@ from audiovq.errors import AudioVQError
 from audiovq.evaluate.envelope_vocoder import excitation_signal
 from audiovq.generate import generate
 from audiovq.generate.engine import stream
-from audiovq.generate.pulses import PulseTrain
+from audiovq.generate.renderers.pulses import PulseTrain
 from audiovq.nn.emphasis import deemphasis
 from audiovq.nn.lpc import coefficients_at, synthesis
 
@@ -34,7 +34,7 @@ def test_pulses_equal_a_brute_force_vocoder_of_the_decoders_frames():
     d = m.decoder
     codes, lengths = _codes(m)
     f0 = [np.r_[np.zeros(8), np.full(32, 150.0)].astype(np.float32), np.full(40, 210.0, np.float32)]
-    got = generate(m, codes, torch.tensor([0, 2]), lengths, seed=[4, 9], pitch=f0, excitation="pulses").audio
+    got = generate(m, codes, torch.tensor([0, 2]), lengths, seed=[4, 9], pitch=f0, renderer="pulses").audio
     for b, (n, seed) in enumerate(zip(lengths, (4, 9))):
         fb = -(-n // HOP)  # an item's frames are its own (as if generated alone)
         with torch.no_grad():
@@ -59,9 +59,9 @@ def test_blocks_concatenate_to_the_whole_and_voiced_output_is_at_its_f0():
     m = model().eval()
     codes, lengths = _codes(m)
     f0 = [np.full(40, 160.0, np.float32), np.full(40, 100.0, np.float32)]
-    whole = generate(m, codes, torch.tensor([1, 1]), lengths, seed=3, pitch=f0, excitation="pulses").audio
+    whole = generate(m, codes, torch.tensor([1, 1]), lengths, seed=3, pitch=f0, renderer="pulses").audio
     parts = [[], []]
-    for blk in stream(m, codes, torch.tensor([1, 1]), lengths, seed=3, pitch=f0, excitation="pulses", block=HOP * 3):
+    for blk in stream(m, codes, torch.tensor([1, 1]), lengths, seed=3, pitch=f0, renderer="pulses", block=HOP * 3):
         for p, a in zip(parts, blk.audio):
             p.append(a)
     for w, p, hz in zip(whole, parts, (160.0, 100.0)):
@@ -86,10 +86,11 @@ def test_the_pulse_train_is_the_same_handed_out_in_blocks():
 def test_a_decoder_without_an_envelope_gets_one_line(extra):
     m = model(*extra).eval()
     codes, lengths = _codes(m, frames=4)
-    with pytest.raises(AudioVQError, match="needs a decoder with linear prediction"):
-        stream(m, codes, torch.tensor([0, 1]), lengths, excitation="pulses")
-    with pytest.raises(AudioVQError, match="excitation must be one of network, pulses"):
-        stream(m, codes, torch.tensor([0, 1]), lengths, excitation="sines")
+    for name in ("pulses", "world"):
+        with pytest.raises(AudioVQError, match="needs a decoder with linear prediction"):
+            stream(m, codes, torch.tensor([0, 1]), lengths, renderer=name)
+    with pytest.raises(AudioVQError, match="renderer must be one of network, pulses, world"):
+        stream(m, codes, torch.tensor([0, 1]), lengths, renderer="sines")
 
 
 def test_convert_with_pulses_records_the_setting_and_refuses_a_wavenet(tmp_path, capsys):
@@ -108,22 +109,27 @@ def test_convert_with_pulses_records_the_setting_and_refuses_a_wavenet(tmp_path,
     src = tmp_path / "a.wav"
     sf.write(src, voiced(T=SR, f0=140.0)[0].numpy(), SR)
     code, out, err = run_cli(capsys, "convert", "--src", src, "--speaker", "p226", "--checkpoint", ckpt,
-                             "--excitation", "pulses", "--out", tmp_path / "out", "-q")
+                             "--renderer", "pulses", "--out", tmp_path / "out", "-q")
     assert code == 0, err
     y, sr = sf.read(tmp_path / "out" / "a_to_p226.wav")
     assert sr == SR and y.size == SR and np.isfinite(y).all() and np.abs(y).max() > 0
-    assert json.loads((tmp_path / "out" / "conversions.json").read_text())["excitation"] == "pulses"
+    assert json.loads((tmp_path / "out" / "conversions.json").read_text())["renderer"] == "pulses"
+    # the old spelling still works, with a one-line note
+    code, out, err = run_cli(capsys, "convert", "--src", src, "--speaker", "p226", "--checkpoint", ckpt,
+                             "--excitation", "pulses", "--out", tmp_path / "old", "-q")
+    assert code == 0 and err.strip() == "audiovq: note: --excitation is now --renderer (the old spelling will go)"
+    assert json.loads((tmp_path / "old" / "conversions.json").read_text())["renderer"] == "pulses"
     # recorded at export, it is the model's default
-    code, out, err = run_cli(capsys, "export", ckpt, tmp_path / "slim.pt", "--excitation", "pulses")
+    code, out, err = run_cli(capsys, "export", ckpt, tmp_path / "slim.pt", "--renderer", "pulses")
     assert code == 0, err
     code, out, err = run_cli(capsys, "convert", "--src", src, "--speaker", "p225", "--checkpoint",
                              tmp_path / "slim.pt", "--out", tmp_path / "out3", "-q")
     assert code == 0, err
-    assert json.loads((tmp_path / "out3" / "conversions.json").read_text())["excitation"] == "pulses"
+    assert json.loads((tmp_path / "out3" / "conversions.json").read_text())["renderer"] == "pulses"
     wavenet = untrained_checkpoint(tmp_path / "wn.pt", ["p225", "p226"], SR)
-    code, out, err = run_cli(capsys, "export", wavenet, tmp_path / "wn-slim.pt", "--excitation", "pulses")
+    code, out, err = run_cli(capsys, "export", wavenet, tmp_path / "wn-slim.pt", "--renderer", "pulses")
     assert code != 0 and "linear prediction" in err and not (tmp_path / "wn-slim.pt").exists()
     code, out, err = run_cli(capsys, "convert", "--src", src, "--speaker", "p226", "--checkpoint", wavenet,
-                             "--excitation", "pulses", "--out", tmp_path / "out2", "-q")
+                             "--renderer", "pulses", "--out", tmp_path / "out2", "-q")
     assert code != 0 and len(err.strip().splitlines()) == 1 and "linear prediction" in err
     assert not (tmp_path / "out2").exists()

@@ -11,6 +11,7 @@ from audiovq.audio import mu_law_encode
 from audiovq.config import load_config
 from audiovq.errors import AudioVQError
 from audiovq.generate import generate, stream
+from audiovq.generate.networks import incremental, step_conditioning
 from audiovq.nn.emphasis import preemphasis
 from audiovq.nn.lpc import prediction
 from audiovq.nn.vqvae import AudioVQVAE
@@ -47,8 +48,8 @@ def test_the_step_computes_what_the_parallel_pass_does():
     with torch.no_grad():
         out = d(wav, m.quantizer.lookup(indices), torch.tensor([1]), pitch=f0)
         inputs = d.step_inputs(m.quantizer, indices, torch.tensor([1]), [indices.shape[1]], pitch=[f0[0].numpy()])
-        rows = d.network.step_conditioning(inputs.local, None, 1).rows(0, T)
-        steps = d.network.incremental(1)
+        rows = step_conditioning(d.network, inputs.local, None, 1).rows(0, T)
+        steps = incremental(d.network, 1)
         # the true signal's classes, as the parallel pass reads them
         signal = preemphasis(wav, d.preemphasis)
         h, lar, _ = d.frames(m.quantizer.lookup(indices), torch.tensor([1]), f0)
@@ -137,8 +138,8 @@ def test_sharpening_multiplies_voiced_logits_and_leaves_unvoiced_ones_as_they_ar
         d.sharpen = sharpen
         with torch.no_grad():
             inputs = d.step_inputs(m.quantizer, indices, torch.tensor([1]), [indices.shape[1]], pitch=[f0[0].numpy()])
-            rows = d.network.step_conditioning(inputs.local, None, 1).rows(0, T)
-            steps = d.network.incremental(1)
+            rows = step_conditioning(d.network, inputs.local, None, 1).rows(0, T)
+            steps = incremental(d.network, 1)
             out = []
             for t in range(T):
                 out.append(steps.step(t, torch.tensor([d.first_input]), rows[:, t // HOP]))
@@ -212,30 +213,37 @@ def test_reduced_precision_logits_within_the_wavenets_tolerance(p):
 
 
 def test_frames_computed_a_window_at_a_time_equal_the_whole(monkeypatch):
-    """The frame-rate outputs (conditioning, LPC, sharpening) of a long file are made a window
-    of frames at a time with a margin: windows of 8 frames give those of one window holding
-    all 40, up to float rounding (as the WaveNet's windowed context), with given F0 and with
-    the F0 head's; and past each item's end, no conditioning and its last frame's LPC."""
-    from audiovq.nn.decoders.source_filter import _Frames
+    """The frame records (conditioning, envelope, gain, F0, voicing, sharpening) of a long file
+    are made a window of frames at a time with a margin: windows of 8 frames give those of one
+    window holding all 40, up to float rounding (as the WaveNet's windowed context), with given
+    F0 and with the F0 head's; and past each item's end, no conditioning, its last frame's
+    envelope, no gain, unvoiced."""
+    from audiovq.nn.decoders.source_filter import FrameRecords
 
     m, codes, lengths, f0 = _two_items()
     d, frames = m.decoder, [-(-n // HOP) for n in lengths]
+    fields = ("conditioning", "envelope", "gain", "f0", "voicing", "sharpening")
     for pitch in (f0, None):
-        whole = _Frames(d, m.quantizer, codes, torch.tensor([0, 2]), frames, pitch)
-        monkeypatch.setattr(_Frames, "WINDOW", 8)
-        small = _Frames(d, m.quantizer, codes, torch.tensor([0, 2]), frames, pitch)
-        monkeypatch.setattr(_Frames, "WINDOW", 1024)
+        whole = FrameRecords(d, m.quantizer, codes, torch.tensor([0, 2]), frames, pitch)
+        monkeypatch.setattr(FrameRecords, "WINDOW", 8)
+        small = FrameRecords(d, m.quantizer, codes, torch.tensor([0, 2]), frames, pitch)
+        monkeypatch.setattr(FrameRecords, "WINDOW", 1024)
         for f in range(0, 40, 7):
             a, b = whole.blocks(f, f + 7, [0, 1]), small.blocks(f, f + 7, [0, 1])
             assert (a - b).abs().max() < 1e-5
-            a, b = whole.extras(f, f + 7, [0, 1]), small.extras(f, f + 7, [0, 1])
-            assert torch.allclose(a, b, rtol=1e-4, atol=1e-5)
+            for item in (0, 1):
+                ra, rb = whole.record(item, f, f + 8), small.record(item, f, f + 8)
+                assert ra.start == rb.start == f and len(ra) == len(rb) == 8
+                for name in fields:
+                    x, y = getattr(ra, name), getattr(rb, name)
+                    assert x.shape == y.shape
+                    assert torch.allclose(x, y, rtol=1e-4, atol=1e-5), name
         end = frames[1]
         assert small.blocks(end, 40, [1]).abs().max() == 0
-        tail = small.extras(end - 1, 40, [1])[0]
-        M = d.order
-        assert torch.equal(tail[1:, :M], tail[:1, :M].expand(40 - end, -1))
-        assert torch.equal(tail[:, M:2 * M], tail[:1, :M].expand(40 - end + 1, -1))
+        tail = small.record(1, end - 1, 40)
+        assert torch.equal(tail.envelope[1:], tail.envelope[:1].expand(40 - end, -1))
+        assert (tail.gain[1:] == 0).all() and (tail.f0[1:] == 0).all() and (tail.voicing[1:] == 0).all()
+        assert (tail.sharpening[1:] == 1).all()
 
 
 def test_lpcnet_probability_floor_is_the_default_of_the_sampling_rule():

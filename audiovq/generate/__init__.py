@@ -6,8 +6,8 @@
         ...
 
 Modules: `engine` (the entry points; decoders are reached through nn/decoders/base.py only),
-`conditioning` (per-chunk gate conditioning), `sampling` (the one sampling rule, uniform
-streams), `incremental` (the PyTorch backend, any device), `cuda_graph` (one step captured
+`conditioning` (per-chunk gate conditioning; the one sampling rule and its uniform streams are
+nn/sampling.py, where the decoders and the PixelCNN reach them too), `incremental` (the PyTorch backend, any device), `cuda_graph` (one step captured
 as a CUDA graph), `fast` (the numba backend's lanes and threads) over `kernels` (all numba and
 LLVM-IR code: float32 or reduced-precision weights), `weights` (fused and packed weight
 layouts exported from the module: the one description both backends run).

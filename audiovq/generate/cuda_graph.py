@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, NamedTuple
 import torch
 
 from ..errors import AudioVQError
-from .sampling import SamplerSpec, sample
+from ..nn.sampling import SamplerSpec, sample
 
 if TYPE_CHECKING:
     from .incremental import TorchStack

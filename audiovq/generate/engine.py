@@ -4,7 +4,7 @@ decoder interface only (nn/decoders/base.py).
 
 Per chunk of steps: the network's per-step conditioning is computed (its
 `step_conditioning`, e.g. `conditioning.GateConditioning`), each item's uniforms are drawn
-from its own stream (`sampling.py`), and a path runs the steps — the numba kernels for a
+from its own stream (`nn/sampling.py`), and a path runs the steps — the numba kernels for a
 WaveNet on the CPU (`fast.py`), else the network's PyTorch step on its device
 (`incremental.py`). Both paths sample by the same rule from the same uniforms, and an item's
 samples depend only on its seed, not on the batch.
@@ -26,10 +26,13 @@ from ..errors import AudioVQError
 from ..nn.distributions import Categorical
 from ..nn.vqvae import AudioVQVAE
 from ..nn.wavenet import WaveNet
-from .conditioning import CONSTANT, LocalSource, UpsampledCodes
+from ..nn.decoders.windows import LocalSource, UpsampledCodes
+from .conditioning import CONSTANT
 from .fast import FastPath, fast_wavenet
 from .incremental import TorchPath, torch_threads
-from .sampling import CATEGORICAL, SamplerSpec, UniformStream, sampler_for
+from .networks import step_conditioning
+from .renderers import AudioBlock, renderer_named
+from ..nn.sampling import CATEGORICAL, SamplerSpec, UniformStream, sampler_for
 from .weights import PRECISIONS
 
 CHUNK = 256  # steps per chunk of conditioning (a multiple of `hold` is used)
@@ -60,13 +63,6 @@ class Window(NamedTuple):
     classes: np.ndarray        # (B, W) int64
     values: np.ndarray         # (B, W) float32
     logits: np.ndarray | None  # (B, W, O) when asked for
-
-
-class AudioBlock(NamedTuple):
-    """A block of `stream`'s output."""
-    start: int               # index of the block's first sample
-    audio: list[np.ndarray]  # per item (n_b,) float32: its samples start … start + n_b − 1 (none once it has ended)
-    seconds: float           # wall time of the block
 
 
 def _lengths(steps, batch: int | None) -> list[int]:
@@ -126,7 +122,7 @@ def _windows(network, lengths: list[int], local, glob, spec: SamplerSpec, first_
     if isinstance(local, torch.Tensor) and local.shape[-1] < T:
         raise ValueError(f"local conditioning has {local.shape[-1]} steps, {T} are generated")
     threads = threads or torch.get_num_threads()
-    cond = network.step_conditioning(local, glob, B)
+    cond = step_conditioning(network, local, glob, B)
     chunk = CHUNK if cond.hold == CONSTANT else cond.hold * -(-CHUNK // cond.hold)
     window = T if window is None else chunk * -(-window // chunk)
     check_precision(network, fast, precision)
@@ -224,7 +220,8 @@ def generate(model: AudioVQVAE, indices: torch.Tensor, speaker: torch.Tensor,
              lengths: Sequence[int] | torch.Tensor | None = None, temperature: float = 1.0,
              seed: int | Sequence[int] = 0, fast: bool = True, progress: bool = False,
              threads: int | None = None, precision: str = "float32", top_k: int = 0,
-             floor: float = 0.0, pitch: list | None = None, excitation: str = "network") -> GenerationResult:
+             floor: float = 0.0, pitch: list | None = None, renderer: str = "network",
+             f0_shift: float = 0.0) -> GenerationResult:
     """Decode codes to waveforms with the VQ-VAE's decoder.
 
     indices (B, F) int64 codes (padded), speaker (B,) int64, lengths (B,) samples to generate
@@ -235,7 +232,7 @@ def generate(model: AudioVQVAE, indices: torch.Tensor, speaker: torch.Tensor,
     t = time.perf_counter()
     blocks = stream(model, indices, speaker, lengths, temperature, seed, fast, threads, block=None,
                     progress=progress, precision=precision, top_k=top_k, floor=floor, pitch=pitch,
-                    excitation=excitation)
+                    renderer=renderer, f0_shift=f0_shift)
     audio = [np.concatenate(parts) for parts in zip(*(b.audio for b in blocks))]
     seconds = time.perf_counter() - t
     total = sum(a.size for a in audio)
@@ -243,14 +240,15 @@ def generate(model: AudioVQVAE, indices: torch.Tensor, speaker: torch.Tensor,
 
 
 BLOCK = 1 << 15  # samples per block of `stream` (2 s at 16 kHz)
-EXCITATIONS = ("network", "pulses")  # what excites a source-filter decoder's envelope
+RENDERERS = ("network", "pulses", "world")  # what turns the frame records into samples (renderers/)
 
 
 def stream(model: AudioVQVAE, indices: torch.Tensor, speaker: torch.Tensor,
            lengths: Sequence[int] | torch.Tensor | None = None, temperature: float = 1.0,
            seed: int | Sequence[int] = 0, fast: bool = True, threads: int | None = None,
            block: int | None = BLOCK, progress: bool = False, precision: str = "float32", top_k: int = 0,
-           floor: float = 0.0, pitch: list | None = None, excitation: str = "network") -> Iterator[AudioBlock]:
+           floor: float = 0.0, pitch: list | None = None, renderer: str = "network",
+           f0_shift: float = 0.0) -> Iterator[AudioBlock]:
     """`generate`, a block of `block` samples at a time (rounded up to whole chunks of steps,
     `CHUNK` or the next multiple of the hop; None: all in one block; an item's blocks are
     empty once it has ended).
@@ -260,12 +258,14 @@ def stream(model: AudioVQVAE, indices: torch.Tensor, speaker: torch.Tensor,
     from block to block. Memory: one block of output and a window of code-rate context per
     item, whatever the length. Bad requests raise AudioVQError here, before any block.
 
-    `excitation` "pulses": a source-filter decoder's predicted envelope under pulses at F0 and
-    noise, no excitation network (generate/pulses.py; temperature, precision and `fast` then
-    have nothing to act on).
+    `renderer` (renderers/): "network" samples the decoder's own network; "pulses" and
+    "world" render a source-filter decoder's frame records (envelope, gain, F0, voicing)
+    with no network (temperature, precision and `fast` then have nothing to act on).
+    `pitch`: per item, F0 (F_b,) Hz per code frame, or None: a decoder with an F0 head
+    predicts it, `f0_shift` semitones higher (its voicing probability kept).
     """
-    if excitation not in EXCITATIONS:
-        raise AudioVQError(f"excitation must be one of {', '.join(EXCITATIONS)}, not {excitation!r}")
+    render = renderer_named(renderer)
+    render.check(model.decoder)
     indices = torch.as_tensor(indices, dtype=torch.int64)
     speaker = torch.as_tensor(speaker, dtype=torch.int64)
     if indices.dim() != 2 or speaker.shape != (indices.shape[0],):
@@ -290,13 +290,13 @@ def stream(model: AudioVQVAE, indices: torch.Tensor, speaker: torch.Tensor,
     check_precision(decoder.network, fast, precision)
     if pitch is not None and len(pitch) != B:
         raise AudioVQError(f"{len(pitch)} F0 tracks for a batch of {B}")
-    inputs = decoder.step_inputs(model.quantizer, indices, speaker, [-(-n // hop) for n in lengths], pitch)
-    if excitation == "pulses":
-        from .pulses import vocoded
-        return vocoded(decoder, inputs.local, lengths, block, seeds)
-    windows = _windows(decoder.network, lengths, inputs.local, inputs.glob, spec, decoder.first_input, seeds, fast,
-                       threads, progress, block, precision=precision)
-    return _decoded(decoder, windows, lengths, spec)
+    frames = [-(-n // hop) for n in lengths]
+    if f0_shift and pitch is None:  # the F0 head's prediction, shifted
+        inputs = decoder.step_inputs(model.quantizer, indices, speaker, frames, pitch, f0_scale=2 ** (f0_shift / 12))
+    else:
+        inputs = decoder.step_inputs(model.quantizer, indices, speaker, frames, pitch)
+    return render.blocks(decoder, inputs.local, lengths, block, seeds, glob=inputs.glob, spec=spec, fast=fast,
+                         threads=threads, progress=progress, precision=precision)
 
 
 def _decoded(decoder, windows: Iterator[Window], lengths: list[int], spec: SamplerSpec) -> Iterator[AudioBlock]:

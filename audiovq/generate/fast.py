@@ -1,7 +1,7 @@
 """The fast CPU path around the numba kernels (kernels.py): lane planning, per-thread state
 and the thread pool, for a WaveNet (the network of the "wavenet" decoder and of the prior)
-or a network that runs one with an `Excitation` around it (`fast_wavenet`, `excitation`:
-the source-filter decoder's).
+or a network that runs one with an `Prediction` around it (networks.py: `fast_wavenet`,
+`fast_prediction`; the source-filter decoder's excitation network).
 
 Items ("lanes") run alone (mat-vecs), or eight at a time sharing every weight load when a
 thread has more than four of them; threads each take a share of the items, make their gate
@@ -17,8 +17,9 @@ import torch
 
 from ..errors import AudioVQError
 from ..nn.wavenet import WaveNet
-from .kernels import GROUP, Lanes, Outputs, no_excitation, run_lanes
-from .sampling import SamplerSpec
+from .networks import steps_of
+from .kernels import GROUP, Lanes, Outputs, no_prediction, run_lanes
+from ..nn.sampling import SamplerSpec
 from .weights import PRECISIONS, history_sizes, no_panels, pack_stack, stack_arrays
 
 
@@ -86,7 +87,8 @@ class FastPath:
         self.forced = (np.zeros((1, 1), np.int64) if forced is None
                        else np.ascontiguousarray(forced.cpu().numpy().astype(np.int64)))
         self.keep_logits, self.use_forced = keep_logits, forced is not None
-        self.exc = network.excitation(n_lanes) if wavenet is not network else no_excitation(n_lanes)
+        exc = steps_of(network).fast_prediction(network, n_lanes)
+        self.exc = no_prediction(n_lanes) if exc is None else exc
         self.gate_width = len(wavenet.layers) * wavenet.layers[0].conv.out_channels  # L·G columns of a row
         self.threads = len(self.plan.units)
         self.pool = ThreadPoolExecutor(self.threads) if self.threads > 1 else None
@@ -127,8 +129,7 @@ class FastPath:
 
 
 def fast_wavenet(network) -> WaveNet | None:
-    """The WaveNet the kernels run for `network`: itself, or its `fast_wavenet` (None: none)."""
-    if isinstance(network, WaveNet):
-        return network
-    inner = getattr(network, "fast_wavenet", None)
-    return inner if isinstance(inner, WaveNet) and hasattr(network, "excitation") else None
+    """The WaveNet the kernels run for `network`: itself, or the one inside it (networks.py;
+    None: no fast path)."""
+    inner = steps_of(network).fast_wavenet(network)
+    return inner if isinstance(inner, WaveNet) else None

@@ -1,7 +1,7 @@
 """The PyTorch incremental path: a network one step at a time with plain tensor ops.
 
-`TorchPath` runs any network's PyTorch step (`network.incremental(batch)`: an object with
-`device`, `outputs` and `step(t, inputs, cond) → logits`; nn/decoders/base.py). `TorchStack`
+`TorchPath` runs any network's PyTorch step (`networks.incremental(network, batch)`: an object
+with `device`, `outputs` and `step(t, inputs, cond) → logits`; nn/decoders/base.py). `TorchStack`
 is the WaveNet's: device-agnostic (it is the path used on CUDA) and the reference the numba
 kernels are tested against. Per layer, a ring buffer holds the last inputs (a power-of-two
 length larger than the layer's history; never-written slots are the zero left-padding of
@@ -11,28 +11,16 @@ function of device tensors only), which the CUDA graph captures.
 """
 from __future__ import annotations
 
-import contextlib
 import math
 
 import torch
 import torch.nn.functional as F
 
+from ..devices import torch_threads  # noqa: F401  (the engine's, from here)
 from ..nn.wavenet import WaveNet
 from .cuda_graph import StaticSteps, wanted
-from .sampling import SamplerSpec, sample
+from ..nn.sampling import SamplerSpec, sample
 from .weights import history_sizes, stack_weights
-
-
-@contextlib.contextmanager
-def torch_threads(n: int | None):
-    """Use n intra-op threads inside the block (None: leave as is)."""
-    old = torch.get_num_threads()
-    if n:
-        torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
 
 
 class TorchStack:
@@ -95,7 +83,8 @@ class TorchPath:
                  forced: torch.Tensor | None = None, keep_logits: bool = False, window: int | None = None):
         # outputs of a window of steps base … base + T − 1 (default all steps)
         B, T = len(lengths), window or max(lengths)
-        self.stack = network.incremental(B)
+        from .networks import incremental
+        self.stack = incremental(network, B)
         self.observe = getattr(self.stack, "observe", None)
         self.spec, self.lengths, self.base = spec, lengths, 0
         device = self.stack.device

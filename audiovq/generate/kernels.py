@@ -1,6 +1,6 @@
 """The numba kernels of the fast CPU path: the whole WaveNet step loop of a chunk of steps
 (`run_lanes`), its mat-vecs in float32 and over reduced-precision panels (LLVM IR), and the
-sampling rule of `sampling.py` in exact arithmetic.
+sampling rule of `nn/sampling.py` in exact arithmetic.
 
 Everything `run_lanes` calls lives in this file: numba's cache of a kernel notices changes
 to its own file only, so a helper moved elsewhere could be edited without the cached kernel
@@ -9,7 +9,7 @@ being rebuilt. (The plain-Python side, lane planning and the thread pool, is fas
 Same arithmetic as `incremental.TorchStack` on the fused layouts of `weights.py`, without
 per-op overhead: per layer one (G × K·R) mat-vec over the gathered taps, the gate, one
 (R × H) residual mat-vec; all layers' skip projections as one (S × L·H) mat-vec; the head;
-then sampling by the rule of `sampling.py` from the same uniforms.
+then sampling by the rule of `nn/sampling.py` from the same uniforms.
 
 Items ("lanes") are processed alone (mat-vecs), or eight at a time sharing every weight
 load (`_matmul8`) when a thread has more than four of them.
@@ -45,7 +45,7 @@ from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic, overload
 
-from .sampling import CATEGORICAL, U_CLIP
+from ..nn.sampling import CATEGORICAL, U_CLIP
 from .weights import PANEL
 
 GROUP = 8  # lanes per shared-weight group
@@ -454,9 +454,9 @@ class Lanes(NamedTuple):
     ring_mask: np.ndarray  # (L,) int64
 
 
-class Excitation(NamedTuple):
-    """A source-filter decoder's excitation network (nn/decoders/source_filter.py) around the
-    WaveNet: the step's input is embed[e[n−1]] + embed_p[µ(p[n])] + embed_s[µ(s[n−1])], with
+class Prediction(NamedTuple):
+    """The linear prediction around the WaveNet of a source-filter decoder's excitation network
+    (generate/renderers/network.py), its state per lane: the step's input is embed[e[n−1]] + embed_p[µ(p[n])] + embed_s[µ(s[n−1])], with
     p[n] the linear prediction of s[n] from its last M samples; the sample drawn is the class
     of e[n] and the output s[n] = p[n] + e[n]. `on` False: a plain WaveNet (the arrays unused)."""
     on: bool
@@ -469,25 +469,102 @@ class Excitation(NamedTuple):
     hop: int              # samples per frame (the LPC is interpolated within it)
 
 
-def no_excitation(lanes: int = 1) -> Excitation:
-    """The `Excitation` of a plain WaveNet."""
+def no_prediction(lanes: int = 1) -> Prediction:
+    """The `Prediction` of a plain WaveNet."""
     z = np.zeros((1, 1), np.float32)
-    return Excitation(False, z, z, np.zeros(1, np.float32), np.zeros((lanes, 1)), np.zeros(lanes, np.int64),
+    return Prediction(False, z, z, np.zeros(1, np.float32), np.zeros((lanes, 1)), np.zeros(lanes, np.int64),
                       np.zeros(lanes), 1)
+
+
+# ---------------------------------------------------------------- linear prediction
+# The one coefficient interpolation and the one all-pole filter of the package's numba code
+# (every renderer and the excitation network's fast step), tested against diffsptk's
+# time-varying filters (tests/test_renderers.py); the PyTorch step uses `lpc.interpolate`,
+# the same rule.
+
+@njit(inline="always", **_EXACT)
+def lerp(a0, a1, frac):
+    """a0 moved towards a1 by frac ∈ [0, 1), by torch.lerp's rule (exact at both ends): the
+    coefficient of sample f·hop + j is frame f's moved towards frame f + 1's by j / hop."""
+    return a0 + frac * (a1 - a0) if frac < 0.5 else a1 - (a1 - a0) * (1.0 - frac)
 
 
 @njit(**_EXACT)
 def _predict(extra, history, frac):
     """p[n] = −Σₘ aₘ s[n − m], summed m = 1 … M in order (as `lpc.predict_next`), with aₘ
-    torch.lerp'ed from the frame's (extra[:M]) towards the next frame's (extra[M:2M]) by frac;
-    clipped to [−1, 1]. float64 throughout, compiled exactly: both paths give the same p."""
+    interpolated (`lerp`) from the frame's (extra[:M]) towards the next frame's (extra[M:2M])
+    by frac; clipped to [−1, 1]. float64 throughout, compiled exactly: both paths give the same p."""
     M = history.shape[0]
     acc = 0.0
     for m in range(M):
-        a0, a1 = extra[m], extra[M + m]
-        a = a0 + frac * (a1 - a0) if frac < 0.5 else a1 - (a1 - a0) * (1.0 - frac)
-        acc += a * history[M - 1 - m]
+        acc += lerp(extra[m], extra[M + m], frac) * history[M - 1 - m]
     return min(max(-acc, -1.0), 1.0)
+
+
+@njit(**_EXACT)
+def all_pole(e, lpc, hop, start, history):  # pragma: no cover (compiled)
+    """s = e / A(z) over samples start … start + n − 1 of the excitation e (n,) float64: lpc
+    (F + 1, M) holds the coefficients of frames start // hop … (and the next one), each
+    sample's interpolated by `lerp`; history (M,) the last M outputs, oldest first (updated in
+    place, so consecutive blocks filter as one signal)."""
+    n, M = e.size, history.size
+    s = np.empty(n)
+    f_first = start // hop
+    for i in range(n):
+        t = start + i
+        f = t // hop - f_first
+        frac = (t % hop) / hop
+        acc = 0.0
+        for m in range(1, M + 1):
+            acc += lerp(lpc[f, m - 1], lpc[f + 1, m - 1], frac) * history[M - m]
+        s[i] = e[i] - acc
+        for m in range(M - 1):
+            history[m] = history[m + 1]
+        history[M - 1] = s[i]
+    return s
+
+
+@njit(**_EXACT)
+def fractional_pulses(f0, weight, start, pos, phase, taps, sample_rate, carry):  # pragma: no cover
+    """Band-limited pulses at the exact (fractional) times F0's phase passes a whole cycle
+    (WORLD's synthesis places each pulse so), for samples start … start + n − 1.
+
+    f0, weight (n + L,) per sample from `start` (F0 Hz, 0 unvoiced; each pulse's amplitude
+    factor); the phase is advanced from sample pos[0] (≥ start) to start + n + L − 1, so every
+    pulse that reaches the block is placed, L = len(taps) // 2 samples ahead; phase[0] the
+    phase (cycles) before sample pos[0]. A pulse at time τ adds √(rate / F0) · weight · h(t − τ)
+    to samples t = ⌊τ⌋ − L + 1 … ⌊τ⌋ + L, h a Hann-windowed sinc (unit power per sample
+    over a period, as one whole-sample pulse of √period). carry (2L,): what earlier blocks'
+    pulses add to samples start … start + 2L − 1; updated in place for the next block, as
+    pos and phase. Returns the pulses of the block (n,)."""
+    L = taps // 2
+    n = f0.size - L
+    buf = np.zeros(n + 2 * L)
+    buf[:2 * L] = carry
+    ph = phase[0]
+    for t in range(pos[0], start + n + L):
+        i = t - start
+        hz = f0[i]
+        if hz <= 0.0:
+            continue
+        inc = hz / sample_rate
+        nxt = ph + inc
+        if np.floor(nxt) > np.floor(ph):  # a cycle completes within sample t − 1 … t
+            tau = t - (nxt - np.floor(nxt)) / inc  # the time the phase was whole
+            amp = np.sqrt(sample_rate / hz) * weight[i]
+            base = int(np.floor(tau))
+            for k in range(base - L + 1, base + L + 1):
+                x = k - tau
+                if k < start or k - start >= n + 2 * L:
+                    continue
+                w = 0.5 + 0.5 * np.cos(np.pi * x / L)
+                sinc = 1.0 if x == 0.0 else np.sin(np.pi * x) / (np.pi * x)
+                buf[k - start] += amp * w * sinc
+        ph = nxt
+    phase[0] = ph
+    pos[0] = start + n + L
+    carry[:] = buf[n:n + 2 * L]
+    return buf[:n].copy()
 
 
 @njit(**_EXACT)
@@ -520,7 +597,7 @@ def run_lanes(lane0, width, t0, n, w, p, packed, lanes, rows, hold, uniforms, sp
     place); rows (I, r, L, G) gate conditioning of the thread's items, row j // hold for chunk
     step j; uniforms (B, n, U); spec: the SamplerSpec; forced (B, T) inputs when use_forced;
     out: `Outputs` of a window of steps starting at `base` (logits when keep_logits); exc: the
-    `Excitation` state (advanced in place) when exc.on, with extra (I, r, 2M + 1) float64 the
+    `Prediction` state (advanced in place) when exc.on, with extra (I, r, 2M + 1) float64 the
     rows' LPC of the frame and the next and the sharpening factor (source_filter._Rows).
     """
     L, G, KR = w.conv.shape

@@ -2,7 +2,7 @@
 discretized mixture of logistics (PixelCNN++ / Parallel WaveNet) over 16-bit amplitudes.
 
 Both expose `nll` on logits (B, C, T) (mean per sample, nats) and `to_waveform`; sampling from
-either is the one rule of generate/sampling.py.
+either is the one rule of nn/sampling.py.
 """
 from __future__ import annotations
 

@@ -96,12 +96,19 @@ def synthesis(excitation_signal: torch.Tensor, lpc: torch.Tensor, hop: int) -> t
     return diffsptk.AllPoleDigitalFilter(lpc.shape[-1], hop)(e, gain_one)[..., :T]
 
 
+def interpolate(a0: torch.Tensor, a1: torch.Tensor, frac: float) -> torch.Tensor:
+    """a0 moved towards a1 by frac ∈ [0, 1) (any shapes alike): torch.lerp's rule written out
+    unfused, so it rounds as the numba kernels' `kernels.lerp` does (the package's one
+    coefficient interpolation, in PyTorch)."""
+    return a0 + frac * (a1 - a0) if frac < 0.5 else a1 - (a1 - a0) * (1.0 - frac)
+
+
 def coefficients_at(lpc: torch.Tensor, n: int, hop: int) -> torch.Tensor:
     """a₁ … a_M (B, M) that filter sample n, from frame coefficients (B, F, M): frame n // hop's
-    moved towards the next frame's by (n mod hop) / hop, as the filters above do."""
+    moved towards the next frame's by (n mod hop) / hop (`interpolate`), as the filters above do."""
     f, j = divmod(n, hop)
     nxt = min(f + 1, lpc.shape[1] - 1)
-    return torch.lerp(lpc[:, f], lpc[:, nxt], j / hop)
+    return interpolate(lpc[:, f], lpc[:, nxt], j / hop)
 
 
 def predict_next(history: torch.Tensor, lpc: torch.Tensor) -> torch.Tensor:

@@ -177,9 +177,9 @@ class GatedPixelCNN(nn.Module):
         return step(codes, self._labels(labels), temperature, generator)
 
     def _draw(self, logits: torch.Tensor, temperature: float, generator) -> torch.Tensor:
-        """One code per sample by the sampling rule of every generator (generate/sampling.py),
+        """One code per sample by the sampling rule of every generator (nn/sampling.py),
         from uniforms of `generator`."""
-        from ..generate.sampling import CATEGORICAL, SamplerSpec, sample
+        from .sampling import CATEGORICAL, SamplerSpec, sample
         u = torch.rand(logits.shape[0], 1, generator=generator, device=generator.device if generator else None)
         return sample(SamplerSpec(CATEGORICAL, float(temperature)), logits, u.to(logits.device))[0]
 

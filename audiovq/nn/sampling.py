@@ -22,7 +22,7 @@ from typing import NamedTuple
 
 import torch
 
-from ..nn.distributions import Categorical, LogisticMixture
+from .distributions import Categorical, LogisticMixture
 
 CATEGORICAL, MIXTURE = 0, 1
 U_CLIP = 1e-5

@@ -104,19 +104,7 @@ class WaveNet(nn.Module):
             skips = skips + s
         return self.head(skips)
 
-    # ------------------------------------------------------------ generation
-    def step_conditioning(self, local, glob: torch.Tensor | None, batch: int):
-        """Per-step gate conditioning of every layer, a chunk of steps at a time, for `local`
-        (a LocalSource or (B, C_l, T) tensor) and `glob` (B, C_g) (generate/conditioning.py)."""
-        from ..generate.conditioning import GateConditioning
-        from ..generate.weights import gate_weights
-        return GateConditioning(gate_weights(self), len(self.layers), batch, local, glob)
-
-    def incremental(self, batch: int):
-        """The PyTorch one-step backend for `batch` sequences (generate/incremental.TorchStack)."""
-        from ..generate.incremental import TorchStack
-        return TorchStack(self, batch)
-
+    # ------------------------------------------------------------ generation (its stepping: generate/networks.py)
     @property
     def input_classes(self) -> int:
         return self.embed.num_embeddings

@@ -12,14 +12,18 @@ A decoder provides:
   (its gradient reaches the codewords, hence the encoder and codebook);
 - `step_inputs(codebook, indices, speaker, frames)` → StepInputs: the conditioning of the
   autoregressive network, computed at the frame rate a window at a time (a `LocalSource`,
-  audiovq/generate/conditioning.py) and a per-sequence vector;
-- `network`: the autoregressive network the engine steps. It must offer
-  `step_conditioning(local, glob, batch)` (rows of per-step conditioning, see
-  generate/conditioning.GateConditioning for the contract) and `incremental(batch)` (the
-  PyTorch step: `step(t, inputs (B,), cond (B, …)) → logits (B, O)`); the WaveNet
-  (nn/wavenet.py) also has a numba kernel (generate/kernels.py) and a CUDA-graph-ready step;
+  nn/decoders/windows.py) and a per-sequence vector;
+- `network`: the autoregressive network the engine steps (`input_classes`,
+  `output_channels`). The engine knows how to step nn's own networks (generate/networks.py:
+  the WaveNet, with its numba kernel and CUDA-graph-ready step, and the source-filter
+  decoder's excitation network); any other network offers `step_conditioning(local, glob,
+  batch)` (rows of per-step conditioning, see generate/conditioning.GateConditioning for the
+  contract) and `incremental(batch)` (the PyTorch step: `step(t, inputs (B,), cond (B, …)) →
+  logits (B, O)`);
+- a frame half for renderers (a source-filter decoder: `step_inputs` gives its frame records,
+  nn/decoders/frames.py, which generate/renderers/ turn into samples);
 - `output`: the distribution of the logits (nn/distributions.py), from which `sampler()`
-  makes the one sampling rule (generate/sampling.py), and `first_input` (step 0's input);
+  makes the one sampling rule (nn/sampling.py), and `first_input` (step 0's input);
 - `to_waveform(values, filter)` and `representation_limit(wav)`.
 
 The base class implements the sample-domain parts that every decoder of µ-law (or mixture)
@@ -105,8 +109,8 @@ class Decoder(nn.Module):
         return int(mu_law_encode(torch.zeros(1), self.classes))
 
     def sampler(self, temperature: float, top_k: int = 0, floor: float = 0.0):
-        """The sampling rule of this decoder's output at these settings (generate/sampling.py)."""
-        from ...generate.sampling import sampler_for
+        """The sampling rule of this decoder's output at these settings (nn/sampling.py)."""
+        from ..sampling import sampler_for
         return sampler_for(self.output, temperature, top_k, floor)
 
     def generated(self, classes: np.ndarray, values: np.ndarray) -> np.ndarray:

@@ -40,13 +40,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ...audio import mu_law_decode, mu_law_encode
+from ...audio import mu_law_encode
+from ...devices import torch_threads
 from ..distributions import Categorical
 from ..emphasis import deemphasis, preemphasis
-from ..lpc import analyse, cepstrum, from_parcor, log_spectral_distance, predict_next, prediction
+from ..lpc import analyse, cepstrum, from_parcor, log_spectral_distance, prediction
 from ..wavenet import WaveNet
 from . import register
 from .base import Decoder, DecoderOutput, StepInputs
+from .frames import FrameRecord
+from .windows import stitch
 
 LAR_LIMIT = 6.0  # |log-area ratio| ≤ 6: |k| ≤ tanh 3 = 0.995
 # The direct-form coefficients of a high-order envelope near the unit circle are ill-conditioned:
@@ -78,7 +81,7 @@ class ExcitationNet(nn.Module):
     def forward(self, e_prev, p, s_prev, local) -> torch.Tensor:
         return self.wavenet(None, local, None, embedded=self.embedded(e_prev, p, s_prev))
 
-    # generation: the engine's contract (nn/decoders/base.py)
+    # what the generation engine reads of any network (its stepping: generate/renderers/network.py)
     @property
     def input_classes(self) -> int:
         return self.classes
@@ -86,30 +89,6 @@ class ExcitationNet(nn.Module):
     @property
     def output_channels(self) -> int:
         return self.classes
-
-    def step_conditioning(self, local, glob, batch: int):
-        return _Rows(self.wavenet.step_conditioning(local, None, batch), local)
-
-    def incremental(self, batch: int):
-        return _Steps(self, batch)
-
-    @property
-    def fast_wavenet(self) -> WaveNet:
-        """The WaveNet the fast CPU path runs (generate/fast.py), with `excitation` around it."""
-        return self.wavenet
-
-    def excitation(self, lanes: int):
-        """The fast kernel's state for `lanes` lanes (generate/kernels.Excitation), as `_Steps`
-        starts: silence before the first sample."""
-        from ...generate.kernels import Excitation
-        C = self.classes
-        with torch.no_grad():
-            table = lambda emb: np.ascontiguousarray(emb.weight.detach().cpu().float().numpy())
-            decode = mu_law_decode(torch.arange(C), C).float().numpy()
-        silence = int(mu_law_encode(torch.zeros(1), C).item())
-        return Excitation(True, table(self.embed_p), table(self.embed_s), np.ascontiguousarray(decode),
-                          np.zeros((lanes, self.order)), np.full(lanes, silence, np.int64), np.zeros(lanes),
-                          int(self.hop))
 
 
 def sharpening(voicing: torch.Tensor) -> torch.Tensor:
@@ -121,63 +100,65 @@ def sharpening(voicing: torch.Tensor) -> torch.Tensor:
     return 1.0 + (1.5 * voicing - 0.5).clamp_min(0.0)
 
 
-class _Frames:
-    """The frame-rate outputs of generation, computed a window of frames at a time from the
-    codes (so a long file's (B, C, F) conditioning never exists whole): the excitation
-    network's conditioning held over `hold` = hop samples (`blocks`, the engine's LocalSource),
-    each frame's LPC and sharpening factor (`extras`), and its envelope gain and the F0 it was
-    made with (`part`: what generate/pulses.py reads). Each window is computed with a
-    margin of real frames wider than the frame-rate convolutions' reach, so it equals the
-    whole signal's; each item's frames are those of its own first `frames[b]` frames, as if
-    generated alone (past its end: zero conditioning, the last frame's LPC, no sharpening).
+class FrameRecords:
+    """The frame half's output for generation, one `FrameRecord` (nn/decoders/frames.py) per
+    item and span of frames (`record`), computed a window of WINDOW frames at a time from the
+    codes with a margin of real frames wider than the frame-rate convolutions' reach (so a
+    long file's frame outputs never exist whole, and each window equals the whole signal's);
+    each item's frames are those of its own first `frames[b]` frames, as if generated alone.
+    Also the excitation network's `LocalSource`: its conditioning held over hop samples
+    (`blocks`).
+
+    F0: given per item (`pitch`, Hz per frame, 0 unvoiced; voicing 1 where F0 > 0), or the F0
+    head's with its voicing probability, multiplied by `f0_scale` (a shift in semitones is
+    2^(s/12)): the probability is carried through a shift, so sharpening does not change with it.
     """
 
     WINDOW = 1024  # frames per window
-    PARTS = ("conditioning", "lpc", "sharpening", "gain", "f0")  # what a window holds, in order
 
     def __init__(self, decoder: "SourceFilterDecoder", codebook, indices: torch.Tensor, speaker: torch.Tensor,
-                 frames: list[int], pitch: list | None):
+                 frames: list[int], pitch: list | None = None, f0_scale: float = 1.0):
         self.decoder, self.codebook, self.indices, self.speaker = decoder, codebook, indices, speaker
-        self.lengths, self.pitch, self.hold = frames, pitch, decoder.hop
+        self.lengths, self.pitch, self.hold, self.f0_scale = frames, pitch, decoder.hop, float(f0_scale)
         nets = [net for net in (decoder.frame_net, decoder.f0_net) if net is not None]
         convs = [m for net in nets for m in net.modules() if isinstance(m, nn.Conv1d)]
         self.reach = sum(m.padding[0] for m in convs)  # the F0 head feeds the frame network: both reaches
-        self._windows: dict[int, dict[int, tuple]] = {}  # item → {window: PARTS}, the last two
+        self._windows: dict[int, dict[int, FrameRecord]] = {}  # item → {window: record}, the last two
 
     @torch.no_grad()
-    def _window(self, b: int, w: int) -> tuple:
+    def _window(self, b: int, w: int) -> FrameRecord:
         windows = self._windows.setdefault(b, {})
         if w not in windows:
-            from ...generate.incremental import torch_threads
             with torch_threads(1):  # one thread, whoever asks: the convolutions' last frames are
                 windows[w] = self._compute(b, w)  # summed otherwise on more threads (1 ulp)
             for old in [ww for ww in windows if ww < w - 1]:
                 del windows[old]
         return windows[w]
 
-    def _compute(self, b: int, w: int) -> tuple:
-        """(conditioning (C, W), LPC (W, M) float64, sharpening (W,), gain (W,) float64, F0 (W,)
-        Hz float64) of window w of item b."""
+    def _compute(self, b: int, w: int) -> FrameRecord:
+        """Window w of item b: frames w·WINDOW … (w + 1)·WINDOW − 1."""
         W, d, n = self.WINDOW, self.decoder, self.lengths[b]
         lo, hi = max(0, w * W - self.reach), min(n, (w + 1) * W + self.reach)
-        C, M = d.frame_net[0].out_channels, d.order
-        h = torch.zeros(C, W, device=self.indices.device)
-        lpc = torch.zeros(W, M, dtype=torch.float64, device=self.indices.device)
-        beta = torch.ones(W, device=self.indices.device)
-        gain, pitch = (torch.zeros(W, dtype=torch.float64, device=self.indices.device) for _ in range(2))
+        C, M, device = d.frame_net[0].out_channels, d.order, self.indices.device
+        h = torch.zeros(C, W, device=device)
+        lpc = torch.zeros(W, M, dtype=torch.float64, device=device)
+        beta = torch.ones(W, device=device)
+        gain, pitch, voicing = (torch.zeros(W, dtype=torch.float64, device=device) for _ in range(3))
         if w * W < n:
             codewords = self.codebook.lookup(self.indices[b:b + 1, lo:hi])
             spk = self.speaker[b:b + 1]
             if not d.needs_pitch:  # (an ablation's decoder: no F0, nothing sharpened)
-                f0 = voicing = None
+                f0 = prob = None
             elif self.pitch is None:  # the F0 head's, with its voicing probability
-                f0, voicing = d.predicted_pitch(codewords, spk)
+                f0, prob = d.predicted_pitch(codewords, spk)
+                if self.f0_scale != 1.0:
+                    f0 = f0 * self.f0_scale
             else:
                 track = np.zeros(hi - lo, np.float32)
                 given = np.asarray(self.pitch[b], dtype=np.float32)[lo:hi]
                 track[:given.size] = given
                 f0 = torch.from_numpy(track)[None].to(codewords.device)
-                voicing = (f0 > 0).float()
+                prob = (f0 > 0).float()
             hw, lar, log_gain = d.frames(codewords, spk, f0)
             keep = slice(w * W - lo, min(hi, (w + 1) * W) - lo)
             k = keep.stop - keep.start
@@ -187,93 +168,29 @@ class _Frames:
                 gain[:k] = torch.exp(log_gain[0, keep].double())
             if f0 is not None:
                 pitch[:k] = f0[0, keep].double()
-            if d.sharpen and voicing is not None:
-                beta[:k] = sharpening(voicing[0, keep])
+                voicing[:k] = prob[0, keep].double()
+            if d.sharpen and prob is not None:
+                beta[:k] = sharpening(prob[0, keep])
             lpc[k:] = lpc[k - 1]  # past the item's end (k < W): its last frame's envelope
         else:  # wholly past the end
-            lpc[:] = self._window(b, (n - 1) // W)[1][(n - 1) % W]
-        return h, lpc, beta, gain, pitch
+            lpc[:] = self._window(b, (n - 1) // W).envelope[(n - 1) % W]
+        return FrameRecord(w * W, h, lpc, gain, pitch, voicing, beta)
 
-    def part(self, b: int, name: str, f0: int, f1: int) -> torch.Tensor:
-        """Frames f0 … f1 − 1 of item b's `name` (one of PARTS)."""
-        return self._stitch(b, self.PARTS.index(name), f0, f1)
+    def record(self, b: int, f0: int, f1: int) -> FrameRecord:
+        """Frames f0 … f1 − 1 of item b."""
+        def field(name: str) -> torch.Tensor:  # stitched along time, the last axis of (…, W)
+            lasts = lambda k: (lambda x: x if name == "conditioning" else x.reshape(W, -1).T)(
+                getattr(self._window(b, k), name))
+            out = stitch(lasts, f0, f1, W)
+            return out if name == "conditioning" else out.T.reshape((f1 - f0,) + shapes[name])
 
-    def _stitch(self, b: int, part: int, f0: int, f1: int) -> torch.Tensor:
-        """Frames f0 … f1 − 1 of one part (0 conditioning (C, ·), else (·, …): see PARTS)."""
         W = self.WINDOW
-        pieces = [self._window(b, k)[part] for k in range(f0 // W, -(-f1 // W))]
-        dim = -1 if part == 0 else 0
-        cat = pieces[0] if len(pieces) == 1 else torch.cat(pieces, dim)
-        return cat.narrow(dim, f0 - (f0 // W) * W, f1 - f0)
+        shapes = {"envelope": (self.decoder.order,), "gain": (), "f0": (), "voicing": (), "sharpening": ()}
+        return FrameRecord(f0, field("conditioning"), *(field(n) for n in shapes))
 
     def blocks(self, b0: int, b1: int, items: list[int]) -> torch.Tensor:
-        """Conditioning of frames b0 … b1 − 1: (I, C, b1 − b0)."""
-        return torch.stack([self._stitch(b, 0, b0, b1) for b in items])
-
-    def extras(self, f0: int, f1: int, items: list[int]) -> torch.Tensor:
-        """(I, f1 − f0, 2M + 1) float64: each frame's LPC, the next frame's, its sharpening factor."""
-        out = []
-        for b in items:
-            lpc = self._stitch(b, 1, f0, f1 + 1)
-            beta = self._stitch(b, 2, f0, f1).double()
-            out.append(torch.cat([lpc[:-1], lpc[1:], beta[:, None]], -1))
-        return torch.stack(out)
-
-
-class _Rows:
-    """Per-frame rows for the excitation steps: the WaveNet's gate conditioning (L·G), the
-    frame's and next frame's LPC (2M) and the sharpening factor (1): (I, r, L·G + 2M + 1)
-    float64 (exact for the float32 gates)."""
-
-    def __init__(self, gates, frames: _Frames):
-        self.gates, self.hold, self.frames = gates, gates.hold, frames
-
-    def rows(self, t0, n, items=None):
-        items = list(range(len(self.frames.lengths))) if items is None else items
-        g = self.gates.rows(t0, n, items)  # (I, r, L, G)
-        I, r = g.shape[:2]
-        f0 = t0 // self.hold
-        extra = self.frames.extras(f0, f0 + r, items)
-        return torch.cat([g.reshape(I, r, -1).double(), extra], -1)  # float64: see LAR_LIMIT
-
-
-class _Steps:
-    """The PyTorch step of an ExcitationNet for a batch: its WaveNet's `TorchStack`, the last M
-    samples of each item's signal, and p[n] of the step being sampled."""
-
-    def __init__(self, net: ExcitationNet, batch: int):
-        from ...generate.incremental import TorchStack
-        from ...generate.sampling import mu_law_bins
-        self.bins = lambda x: mu_law_bins(x, net.classes)  # float64, as the fast kernel
-        self.net, self.stack = net, TorchStack(net.wavenet, batch)
-        self.device, self.outputs = self.stack.device, net.classes
-        self.L = len(net.wavenet.layers)
-        self.G = net.wavenet.layers[0].conv.out_channels
-        self.history = torch.zeros(batch, net.order, device=self.device, dtype=torch.float64)
-        silence = mu_law_encode(torch.zeros(1), net.classes).item()
-        self.s_prev = torch.full((batch,), silence, dtype=torch.int64, device=self.device)
-        self.p = torch.zeros(batch, device=self.device, dtype=torch.float64)
-
-    def step(self, t: int, inputs: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
-        LG, M = self.L * self.G, self.net.order
-        gates = cond[:, :LG].float().view(-1, self.L, self.G)
-        j = (t % self.net.hop) / self.net.hop
-        a0, a1 = cond[:, LG:LG + M], cond[:, LG + M:LG + 2 * M]
-        a = a0 + j * (a1 - a0) if j < 0.5 else a1 - (a1 - a0) * (1.0 - j)  # torch.lerp's rule, unfused
-        self.p = predict_next(self.history, a).clamp(-1.0, 1.0)
-        x = self.net.embedded(inputs, self.bins(self.p), self.s_prev)
-        logits = self.stack.step_embedded(self.stack.slots[t % self.stack.period], x, gates)
-        return logits * cond[:, LG + 2 * M, None].float()  # pitch-dependent sharpening
-
-    def observe(self, classes: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
-        """The sampled excitation classes (B,) → the signal s = p + e (B,) (what is output)."""
-        s = (self.p + mu_law_decode(classes, self.net.classes).double()).clamp(-1.0, 1.0)
-        self.history = torch.cat([self.history[:, 1:], s[:, None]], 1)
-        self.s_prev = self.bins(s)
-        return s.float()
-
-    def state(self):
-        return self.stack.state()
+        """Conditioning of frames b0 … b1 − 1: (I, C, b1 − b0) (the `LocalSource` contract)."""
+        return torch.stack([stitch(lambda k: self._window(b, k).conditioning, b0, b1, self.WINDOW) for b in items])
 
 
 @register
@@ -314,9 +231,9 @@ class SourceFilterDecoder(Decoder):
         z = (torch.log(f0.clamp_min(1.0)) - self.pitch_mean[speaker, None]) / self.pitch_std[speaker, None]
         return torch.stack([torch.where(voiced, z, torch.zeros_like(z)), voiced.to(z.dtype)], 1)
 
-    def predicted_f0(self, codewords: torch.Tensor, speaker: torch.Tensor) -> torch.Tensor:
-        """The F0 head's F0 (B, F) Hz of codewords (B, D, F) for speakers (B,)."""
-        return self.predicted_pitch(codewords, speaker)[0]
+    def pitch_statistics(self, speaker: int) -> tuple[float, float]:
+        """(mean, standard deviation) of a training speaker's log-F0 (log Hz), as trained with."""
+        return float(self.pitch_mean[speaker]), float(self.pitch_std[speaker])
 
     def predicted_pitch(self, codewords: torch.Tensor, speaker: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The F0 head's (F0 (B, F) Hz, 0 unvoiced; voicing probability (B, F)), one pass."""
@@ -399,9 +316,12 @@ class SourceFilterDecoder(Decoder):
         return log_spectral_distance(c, c_true).mean().float()
 
     # ------------------------------------------------------------ generation
-    def step_inputs(self, codebook, indices, speaker, frames, pitch=None) -> StepInputs:
+    def step_inputs(self, codebook, indices, speaker, frames, pitch=None, f0_scale: float = 1.0) -> StepInputs:
+        """StepInputs(FrameRecords, None): the frame records are also the excitation network's
+        local conditioning. `f0_scale` multiplies a predicted F0 (`FrameRecords`)."""
         device = self.speakers.weight.device
-        return StepInputs(_Frames(self, codebook, indices.to(device), speaker.to(device), frames, pitch), None)
+        return StepInputs(FrameRecords(self, codebook, indices.to(device), speaker.to(device), frames, pitch,
+                                       f0_scale), None)
 
     FLOOR = 0.002  # LPCNet's probability floor on the (sharpened) excitation distribution
 

@@ -16,6 +16,7 @@ from ..emphasis import preemphasis
 from ..wavenet import WaveNet
 from . import register
 from .base import Decoder, DecoderOutput, StepInputs
+from .windows import WindowedCodes
 
 
 class Conditioner(nn.Module):
@@ -74,7 +75,6 @@ class WaveNetDecoder(Decoder):
         return F.pad(self.noisy(mu_law_encode(signal, self.classes), noise)[:, :-1], (1, 0), value=self.first_input)
 
     def step_inputs(self, codebook, indices, speaker, frames, pitch=None) -> StepInputs:
-        from ...generate.conditioning import WindowedCodes
         device = self.speakers.weight.device
         with torch.no_grad():
             glob = self.speakers(speaker.to(device))
