@@ -21,7 +21,8 @@ What a listener hears (audiovq/evaluate/listener.py: pocketsphinx WER, DNSMOS) i
 for conversions, resyntheses (those own-speaker decodes), the sources and their representation
 limit, and two rows that need no model (audiovq/evaluate/envelope_vocoder.py): each source
 re-synthesised from its own all-pole envelope at the code rate under white noise ("env+noise")
-and under pulses at its F0 ("env+pulses"), over all sources and by group (training speakers' held-out utterances, held-out
+under pulses at its F0 ("env+pulses") and rendered by the `world` renderer from its own envelope
+and F0 ("env+world": each renderer's model-free row), over all sources and by group (training speakers' held-out utterances, held-out
 speakers), with the issue's bars read off: resynthesis at least as good as conversion,
 conversion WER ≤ limit WER + 0.10, conversion DNSMOS OVRL ≥ 2.3.
 """
@@ -68,7 +69,7 @@ def pairs(manifest: Manifest, model_speakers: list[str], targets: int, test: int
 WER_MARGIN = 0.10  # a conversion may lose this much WER beyond the representation limit
 MIN_OVRL = 2.3     # DNSMOS OVRL a conversion should reach
 KINDS = ("conversion", "resynthesis", "source", "limit")
-MODEL_FREE = {"env+noise": "noise", "env+pulses": "pulses"}  # row → envelope_vocoder excitation
+MODEL_FREE = {"env+noise": "noise", "env+pulses": "pulses", "env+world": "world"}  # row → envelope_vocoder kind
 MEASURES = ("wer", "ovrl", "sig", "bak")
 
 
@@ -165,9 +166,11 @@ def main() -> None:
                                             "(default: all; for a quick look)")
     ap.add_argument("--f0", choices=("source", "predicted"),
                     help="F0 of a decoder with explicit pitch (as `audiovq convert --f0`; default source)")
-    ap.add_argument("--excitation", choices=("network", "pulses"),
-                    help="a source-filter decoder's excitation (as `audiovq convert --excitation`; default: "
-                         "the model's)")
+    ap.add_argument("--renderer", choices=("network", "pulses", "world"),
+                    help="what renders a source-filter decoder's frames (as `audiovq convert --renderer`; "
+                         "default: the model's)")
+    ap.add_argument("--excitation", dest="renderer", choices=("network", "pulses", "world"),
+                    help=argparse.SUPPRESS)  # the old spelling
     ap.add_argument("--out", default="runs/eval-conversions")
     ap.add_argument("--no-reconstructions", dest="reconstructions", action="store_false",
                     help="skip decoding the sources as their own speaker (the codes-kept ceiling)")
@@ -176,7 +179,7 @@ def main() -> None:
     m = load_vqvae(a.checkpoint)
     if a.temperature is None:
         a.temperature = m.temperature
-    a.excitation = a.excitation or m.excitation
+    a.renderer = a.renderer or m.renderer
     manifest = Manifest.load(training_corpus(m))
     ids = [s["id"] for s in m.speakers]
     todo = pairs(manifest, ids, a.targets, a.test, a.val)
@@ -187,7 +190,7 @@ def main() -> None:
     conversions = []
     for t, utts in sorted(by_target.items()):
         done, _ = convert(m, [manifest.root / u.path for u in utts], [t], out, temperature=a.temperature,
-                          progress=False, f0=a.f0, excitation=a.excitation)
+                          progress=False, f0=a.f0, renderer=a.renderer)
         conversions += [Conversion(str(c.source), t, str(c.output), u.speaker, u.id) for c, u in zip(done, utts)]
     align = pathlib.Path(manifest.source_root) / "alignments"
     listener = Listener()  # shared: each source and its limit are heard once for both lists
@@ -200,7 +203,7 @@ def main() -> None:
         for spk in sorted({u.speaker for u in own}):
             utts = [u for u in own if u.speaker == spk]
             done, _ = convert(m, [manifest.root / u.path for u in utts], [spk], out / "reconstructions",
-                              temperature=a.temperature, progress=False, f0=a.f0, excitation=a.excitation)
+                              temperature=a.temperature, progress=False, f0=a.f0, renderer=a.renderer)
             recon += [Conversion(str(c.source), spk, str(c.output), spk, u.id) for c, u in zip(done, utts)]
         rr = evaluate(m.model, recon, manifest, None, listener=listener)
         r, resyntheses = rr["summary"], rr["items"]
@@ -209,7 +212,7 @@ def main() -> None:
         free = model_free_rows(m.model, [u for u in {u.id: u for u, _ in todo}.values()], manifest, listener)
         report["listener"] = listener_groups(report["items"], resyntheses, set(ids), free)
     report["setup"] = {"checkpoint": str(m.path), "step": m.step, "temperature": a.temperature, "f0": a.f0,
-                       "excitation": a.excitation,
+                       "renderer": a.renderer,
                        "pairs": len(conversions), "sources": len({c.source for c in conversions})}
     write_json(out / "evaluation.json", report)
     print(f"checkpoint {m.path} (step {m.step}), temperature {a.temperature:g}, "
