@@ -58,11 +58,9 @@ def encode_utterances(model, wavs: list[np.ndarray], batch_size: int = 8, progre
             for row, i in enumerate(idx):
                 batch[row, : wavs[i].size] = wavs[i]
         x = torch.from_numpy(batch).to(device)
-        if z_e is None:
-            ind = model.encode(x).cpu().numpy()
-        else:
-            z = model.encoder(torch.nn.functional.pad(x, (0, (-x.shape[-1]) % model.hop)))
-            ind = model.quantizer(z).indices.cpu().numpy()
+        ind, z = model.encode_latents(x, latents=z_e is not None)
+        ind = ind.cpu().numpy()
+        if z is not None:
             z = z.transpose(1, 2).cpu().numpy()
         for row, i in enumerate(idx):
             codes[i] = ind[row, : -(-wavs[i].size // model.hop)]

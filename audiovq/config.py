@@ -27,7 +27,12 @@ class EncoderConfig:
     layers: int = 6          # strided layers: hop = stride ** layers
     stride: int = 2
     residual_layers: int = 0
-    norm: str = "none"       # "batch": batch norm before each strided ReLU (keeps the channels alive)
+    norm: str = "none"       # "batch": batch norm before each strided ReLU (keeps the channels alive);
+                             # "instance": per-utterance instance norm (divides out what is constant: the voice)
+    input: str = "waveform"  # what the encoder reads: "waveform" (the paper) or "mel" (log-mel, bshall/VQMIVC)
+    mels: int = 80           # mel input: bands
+    mel_layers: int = 3      # mel input: convolutions (kernel 3) at the frame rate
+    code_stride: int = 1     # frames (of stride ** layers samples) per code: >1 narrows the bottleneck
 
 
 @dataclass
@@ -76,10 +81,18 @@ class DecoderConfig(WaveNetStackConfig):
 
 
 @dataclass
+class AdversaryConfig:
+    weight: float = 0.0      # speaker classifier on the codes, its gradient reversed into the encoder
+                             # × this (0 = no classifier; nn/speaker_adversary.py)
+    hidden: int = 128
+
+
+@dataclass
 class VQVAEModelConfig:
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
     quantizer: QuantizerConfig = field(default_factory=QuantizerConfig)
     decoder: DecoderConfig = field(default_factory=DecoderConfig)
+    adversary: AdversaryConfig = field(default_factory=AdversaryConfig)
 
 
 @dataclass
@@ -97,6 +110,8 @@ class DataConfig:
     val_segments: int = 32
     perturb_semitones: float = 0.0  # random pitch+formant shift of the encoder's input, ± this (0 = off)
     perturb_formants: bool = True   # false: the pitch alone is shifted, the envelope kept (data/perturb.py)
+    perturb_mel_bands: int = 0      # mel encoder: its log-mel moved by a random whole number of bands in
+                                    # ± this per segment (a spectral warp of what the encoder sees; 0 = off)
 
 
 @dataclass
@@ -173,7 +188,14 @@ RULES: dict[str, list[tuple[str, Any, str]]] = {
         ("model.decoder.input_noise", lambda v: 0 <= v <= 16, "must be between 0 and 16 (µ-law bins)"),
         ("model.decoder.lpc_order", lambda v: 1 <= v <= 48, "must be between 1 and 48"),
         ("model.decoder.envelope_weight", lambda v: v >= 0, "must be non-negative"),
-        ("model.encoder.norm", lambda v: v in ("none", "batch"), "must be none or batch"),
+        ("model.encoder.norm", lambda v: v in ("none", "batch", "instance"), "must be none, batch or instance"),
+        ("model.encoder.input", lambda v: v in ("waveform", "mel"), "must be waveform or mel"),
+        ("model.encoder.mels", lambda v: 8 <= v <= 256, "must be between 8 and 256"),
+        ("model.encoder.mel_layers", lambda v: v >= 1, "must be at least 1"),
+        ("model.encoder.code_stride", lambda v: 1 <= v <= 64, "must be between 1 and 64"),
+        ("model.adversary.weight", lambda v: v >= 0, "must be non-negative"),
+        ("model.adversary.hidden", lambda v: v >= 1, "must be positive"),
+        ("data.perturb_mel_bands", lambda v: 0 <= v <= 16, "must be between 0 and 16"),
         ("model.decoder.envelope_loss", lambda v: v in ("cepstrum", "lar"), "must be cepstrum or lar"),
         ("data.sample_rate", lambda v: 4000 <= v <= 48000, "must be between 4000 and 48000"),
         ("data.segment", lambda v: v > 0, "must be positive"),
@@ -253,9 +275,14 @@ def validate(kind: str, cfg: DictConfig) -> None:
         if not ok(value):
             raise ConfigError(f"{path}={value!r}: {message}")
     if kind == "vqvae":
-        hop = cfg.model.encoder.stride ** cfg.model.encoder.layers
+        e = cfg.model.encoder
+        hop = e.stride ** e.layers * e.code_stride
         if cfg.data.segment % hop:
-            raise ConfigError(f"data.segment={cfg.data.segment} must be a multiple of the encoder hop {hop}")
+            raise ConfigError(f"data.segment={cfg.data.segment} must be a multiple of the encoder's code hop {hop}")
+        if cfg.data.perturb_mel_bands and e.input != "mel":
+            raise ConfigError("data.perturb_mel_bands needs a mel encoder (model.encoder.input=mel)")
+        if cfg.data.perturb_mel_bands >= e.mels:
+            raise ConfigError(f"data.perturb_mel_bands={cfg.data.perturb_mel_bands} must be under model.encoder.mels={e.mels}")
 
 
 def _strip_meta(node: DictConfig) -> DictConfig:

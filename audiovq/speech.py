@@ -37,7 +37,7 @@ def validate(model: AudioVQVAE, batch, device) -> dict:
     result = {"nll": float(out.nll), "perplexity": float(out.vq.perplexity), "usage": float(out.vq.usage),
               "bits": float(out.vq.entropy_bits)}
     if wav.shape[0] > 1:
-        wrong = float(model.reconstruction(wav, out.vq.quantized.roll(1, dims=0), speaker, pitch=pitch)[0])
+        wrong = float(model.reconstruction(wav, model.held(out.vq.quantized.roll(1, dims=0)), speaker, pitch=pitch)[0])
         result["nll_wrong_codes"] = wrong
         result["code_gap"] = wrong - result["nll"]
     result["code_histogram"] = out.vq.indices.flatten().float().cpu()
@@ -92,16 +92,20 @@ def train_vqvae(cfg) -> TrainResult:
             factors = random_factors(cfg.data.perturb_semitones, cfg.train.batch_size, g)[part]
             wav = batch.wav.to(d.device)  # the shift runs where the model does (a GPU, if any)
             batch = batch._replace(wav=wav, encoder_wav=perturb_batch(wav, factors, cfg.data.perturb_formants))
+        if cfg.data.perturb_mel_bands > 0:  # a mel encoder's input warped by whole bands, per segment
+            k = cfg.data.perturb_mel_bands
+            shift = torch.randint(-k, k + 1, (cfg.train.batch_size,), generator=g)[part]
+            batch = batch._replace(band_shift=shift)
         if cfg.model.decoder.input_noise > 0:  # likewise: the same draws whatever the process count
             noise = torch.randn(cfg.train.batch_size, cfg.data.segment, generator=g)[part]
             batch = batch._replace(decoder_noise=noise)
         return batch
 
     extra = {"speakers": speakers, "sample_rate": cfg.data.sample_rate, "code_rate": model.code_rate,
-             "hop": model.hop, "corpus": str(manifest.root), **extra_pitch}
+             "bottleneck_rate": model.bottleneck_rate, "hop": model.hop, "corpus": str(manifest.root), **extra_pitch}
     trainer = Trainer(cfg.train, model, kind="vqvae", config=config_mod.to_dict(cfg), extra=extra,
                       next_batch=next_batch,
-                      scalars=lambda out: out.scalars(model.code_rate), validate=check,
+                      scalars=lambda out: out.scalars(model.bottleneck_rate), validate=check,
                       show=("loss", "nll", "perplexity", "usage"), dist_info=d)
     if d.main:
         print(f"training {sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters on "

@@ -77,10 +77,10 @@ def test_training_with_speaker_perturbation_feeds_the_encoder_a_shifted_copy(sma
     seen, noises = [], []
     forward = AudioVQVAE.forward
 
-    def spy(self, wav, speaker, encoder_wav=None, decoder_noise=None, pitch=None):
+    def spy(self, wav, speaker, encoder_wav=None, decoder_noise=None, pitch=None, band_shift=None):
         seen.append((wav.clone(), None if encoder_wav is None else encoder_wav.clone()))
         noises.append(decoder_noise)
-        return forward(self, wav, speaker, encoder_wav, decoder_noise, pitch)
+        return forward(self, wav, speaker, encoder_wav, decoder_noise, pitch, band_shift)
 
     monkeypatch.setattr(AudioVQVAE, "forward", spy)
     result = train_vqvae(cfg(small_corpus, tmp_path, "train.steps=3", "train.val_every=0",

@@ -20,6 +20,7 @@ class AudioBatch(NamedTuple):
     encoder_wav: torch.Tensor | None = None  # (B, T) what the encoder sees, when not `wav` (perturbation)
     decoder_noise: torch.Tensor | None = None  # (B, T) N(0, 1) for the decoder's input noise, drawn per global batch
     pitch: torch.Tensor | None = None  # (B, T / hop) F0 in Hz per code frame (0 = unvoiced), for a decoder that needs it
+    band_shift: torch.Tensor | None = None  # (B,) int64: mel bands a mel encoder's input is moved by (perturbation)
 
 
 class SegmentSource:

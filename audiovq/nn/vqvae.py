@@ -1,8 +1,15 @@
-"""The audio VQ-VAE: waveform encoder → vector quantizer → a decoder of the kind the config
-names (`model.decoder.kind`; the paper's WaveNet conditioned on the upsampled codes and a
-learned speaker embedding by default: nn/decoders/).
+"""The audio VQ-VAE: encoder (waveform or log-mel: nn/encoder.py) → vector quantizer → a
+decoder of the kind the config names (`model.decoder.kind`; the paper's WaveNet conditioned on
+the upsampled codes and a learned speaker embedding by default: nn/decoders/).
 
 loss = decoder loss (NLL(x | z_q, speaker), + any auxiliary loss) + ‖sg[z_e] − e‖² + β‖z_e − sg[e]‖²
+       (+ the speaker adversary's cross-entropy, its gradient reversed into the encoder)
+
+Rates: the decoder works in frames of `hop` samples. With `model.encoder.code_stride` r > 1
+the encoder makes one code per r frames (`code_hop` = r · hop: a narrower bottleneck) and each
+code is held over its r frames for the decoder; `encode` returns the codes at the frame rate
+(each repeated r times), so everything downstream of it (conversion, analysis, code files)
+works in frames, and `bottleneck_rate` = sample_rate / code_hop counts distinct codes.
 """
 from __future__ import annotations
 
@@ -15,8 +22,9 @@ from torch import nn
 
 from .decoders import Decoder, build_decoder
 from .emphasis import Deemphasis
-from .encoder import WaveformEncoder
+from .encoder import build_encoder
 from .quantizer import VectorQuantizer, VQResult
+from .speaker_adversary import SpeakerAdversary
 
 
 ENCODE_CHUNK = 32_768  # samples `encode` codes at once (plus margins)
@@ -73,24 +81,39 @@ class AudioVQVAE(nn.Module):
     def __init__(self, model, num_speakers: int, sample_rate: int):
         super().__init__()
         e, q = model.encoder, model.quantizer
-        self.encoder = WaveformEncoder(e.channels, q.dim, e.layers, e.stride, e.residual_layers,
-                                       getattr(e, "norm", "none"))
+        self.encoder = build_encoder(e, q.dim, sample_rate)
         self.quantizer = VectorQuantizer(q.codebook_size, q.dim, q.beta, q.ema, q.decay, q.eps,
                                          q.warmup_steps, q.kmeans_iters, q.restart_after, q.window)
-        self.hop = self.encoder.hop
+        self.hop, self.code_stride, self.code_hop = self.encoder.hop, self.encoder.code_stride, self.encoder.code_hop
         self.decoder: Decoder = build_decoder(model.decoder, q.dim, self.hop, num_speakers, sample_rate)
+        adv = getattr(model, "adversary", None)
+        self.adversary = (SpeakerAdversary(q.dim, num_speakers, int(adv.hidden), float(adv.weight))
+                          if adv is not None and float(adv.weight) > 0 else None)
         self.sample_rate = sample_rate
-        self.code_rate = sample_rate / self.hop
+        self.code_rate = sample_rate / self.hop  # of the sequences `encode` returns (frames)
+        self.bottleneck_rate = sample_rate / self.code_hop  # distinct codes per second
         self._register_load_state_dict_pre_hook(_upgrade_state, with_module=True)
 
     def forward(self, wav: torch.Tensor, speaker: torch.Tensor, encoder_wav: torch.Tensor | None = None,
-                decoder_noise: torch.Tensor | None = None, pitch: torch.Tensor | None = None) -> VQVAEOutput:
+                decoder_noise: torch.Tensor | None = None, pitch: torch.Tensor | None = None,
+                band_shift: torch.Tensor | None = None) -> VQVAEOutput:
         """`encoder_wav` (B, T): a perturbed copy for the encoder; the decoder still models `wav`.
         `decoder_noise` (B, T): standard normal draws for the decoder's input noise. `pitch`
-        (B, T / hop): F0 per code frame, for a decoder that needs it."""
-        vq = self.quantizer(self.encoder(wav if encoder_wav is None else encoder_wav))
-        out = self.decoder(wav, vq.quantized, speaker, decoder_noise, pitch)
-        return VQVAEOutput(out.loss + vq.loss, out.nll, vq, out.logits, out.scalars)
+        (B, T / hop): F0 per code frame, for a decoder that needs it. `band_shift` (B,) int64:
+        a mel encoder's input moved by that many mel bands (training perturbation)."""
+        vq = self.quantizer(self.encoder(wav if encoder_wav is None else encoder_wav, band_shift))
+        out = self.decoder(wav, self.held(vq.quantized), speaker, decoder_noise, pitch)
+        loss, scalars = out.loss + vq.loss, out.scalars
+        if self.adversary is not None:
+            adv = self.adversary(vq.quantized, speaker)
+            loss = loss + adv.loss
+            scalars = {**scalars, "adversary": adv.loss.detach(), "adversary_accuracy": adv.accuracy}
+        return VQVAEOutput(loss, out.nll, vq, out.logits, scalars)
+
+    def held(self, x: torch.Tensor) -> torch.Tensor:
+        """Code-rate values (B, …, F / code_stride) → frame rate (B, …, F): each held over its
+        `code_stride` frames (the identity without a code stride)."""
+        return x if self.code_stride == 1 else x.repeat_interleave(self.code_stride, -1)
 
     def reconstruction(self, wav: torch.Tensor, quantized: torch.Tensor, speaker: torch.Tensor,
                        decoder_noise: torch.Tensor | None = None, pitch: torch.Tensor | None = None):
@@ -114,30 +137,43 @@ class AudioVQVAE(nn.Module):
     @torch.no_grad()
     def encode_windows(self, length: int, chunk: int = ENCODE_CHUNK) -> list[EncodeWindow]:
         """The windows a (padded) input of `length` samples is encoded in: `chunk` samples
-        each (whole hops), with a margin each side wider than the encoder's receptive field,
-        so that each window's kept codes equal those of one pass over the whole signal."""
-        hop = self.hop
+        each (whole code hops), with a margin each side wider than the encoder's receptive field,
+        so that each window's kept codes equal those of one pass over the whole signal (with
+        an instance-normalised encoder: statistics per window, see nn/encoder.py)."""
+        hop = self.code_hop
         chunk = max(hop, chunk // hop * hop)
         margin = -(-self.encoder.receptive_field // hop) * hop
         return [EncodeWindow(start, min(start + chunk, length), max(0, start - margin),
                              min(length, start + chunk + margin)) for start in range(0, length, chunk)]
 
     def encode(self, wav: torch.Tensor, chunk: int = ENCODE_CHUNK) -> torch.Tensor:
-        """Waveform (B, T) → code indices (B, ceil(T / hop)) (pads T up to a multiple of hop).
+        """Waveform (B, T) → code indices (B, ceil(T / hop)) at the frame rate (pads T up to a
+        multiple of code_hop; with a code stride each code is repeated over its frames).
 
         Long inputs are encoded in windows of `chunk` samples with a margin on each side wider
         than the encoder's receptive field, so memory stays bounded and the codes equal those
         of one pass over the whole signal.
         """
-        hop = self.hop
+        return self.encode_latents(wav, chunk, latents=False)[0]
+
+    def encode_latents(self, wav: torch.Tensor, chunk: int = ENCODE_CHUNK, latents: bool = True):
+        """Waveform (B, T) → (indices (B, F), z_e (B, D, F) or None) at the frame rate,
+        F = ceil(T / hop), encoded a window at a time as `encode`."""
+        hop, frames = self.code_hop, -(-wav.shape[-1] // self.hop)
         pad = (-wav.shape[-1]) % hop  # applied per window: no padded copy of a long input
         T = wav.shape[-1] + pad
         if T <= max(hop, chunk // hop * hop):
-            return self.quantizer(self.encoder(F.pad(wav, (0, pad)))).indices
-        parts = []
-        for w in self.encode_windows(T, chunk):
+            windows = [EncodeWindow(0, T, 0, T)]
+        else:
+            windows = self.encode_windows(T, chunk)
+        ind_parts, z_parts = [], []
+        for w in windows:
             window = wav[..., w.lo:w.hi]
-            ind = self.quantizer(self.encoder(F.pad(window, (0, w.hi - w.lo - window.shape[-1])))).indices
-            first = (w.start - w.lo) // hop
-            parts.append(ind[:, first: first + (w.stop - w.start) // hop])
-        return torch.cat(parts, dim=1)
+            z = self.encoder(F.pad(window, (0, w.hi - w.lo - window.shape[-1])))
+            first, count = (w.start - w.lo) // hop, (w.stop - w.start) // hop
+            ind_parts.append(self.quantizer(z).indices[:, first:first + count])
+            if latents:
+                z_parts.append(z[..., first:first + count])
+        ind = self.held(torch.cat(ind_parts, 1))[:, :frames]
+        z = self.held(torch.cat(z_parts, -1))[..., :frames] if latents else None
+        return ind, z
