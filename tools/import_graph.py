@@ -4,6 +4,7 @@ functions) resolved to its package, counted per edge, with the edges that run "u
 
     python tools/import_graph.py            # the edges, one a line: FROM -> TO  count
     python tools/import_graph.py --files    # also the importing files of each edge
+    python tools/import_graph.py --root OTHER/audiovq   # another checkout's (e.g. an older commit's)
 
 Packages: the sub-packages of audiovq (nn with nn/decoders, generate with its renderers, data,
 evaluate, analysis), "ground" for the ground floor (audio, config, errors, …: GROUND) and
@@ -54,7 +55,7 @@ def imports(path: pathlib.Path) -> list[str]:
                 name = node.module or ""
             if name.startswith("audiovq"):
                 # `from . import x`: x may be a module of the package
-                out += [f"{name}.{a.name}" if not node.module else name for a in node.names]
+                out += [name] if node.module else [f"{name}.{a.name}" for a in node.names]
     return out
 
 
@@ -76,10 +77,13 @@ def circles(edges) -> list[tuple[str, str]]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--files", action="store_true", help="list the importing files of each edge")
+    ap.add_argument("--root", help="the audiovq package folder to read (default: this checkout's)")
     a = ap.parse_args()
+    global ROOT
+    ROOT = pathlib.Path(a.root).resolve() if a.root else ROOT
     edges = graph()
     for (src, dst), files in sorted(edges.items()):
-        print(f"{src:>18} -> {dst:<18} {len(files)}")
+        print(f"{src:>9} -> {dst:<9} {len(files):>3} import statements in {len(set(files))} files")
         if a.files:
             for f in sorted(set(files)):
                 print(f"{'':>22}{f}")
