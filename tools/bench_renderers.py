@@ -106,8 +106,9 @@ def main() -> None:
     if a.hour_minutes:
         base = peak_memory(model, a.seconds)
         long = peak_memory(model, a.hour_minutes * 60)
-        print(f"peak memory growth streaming world: {a.seconds:g} s {base:.3f} GB, {a.hour_minutes:g} min "
-              f"{long:.3f} GB (a process's peak: the second figure is what the longer run added)")
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
+        print(f"peak memory growth streaming world: {a.seconds:g} s {base:.3f} GB, then {a.hour_minutes:g} min "
+              f"{long:.3f} GB more (growth of the process's peak RSS, {peak:.2f} GB in all)")
 
 
 if __name__ == "__main__":
