@@ -148,7 +148,8 @@ def test_analyze_a_sample_of_minutes(ckpt, tmp_path, capsys):
     meta = json.loads((tmp_path / "out" / "report.json").read_text())["meta"]
     assert meta["utterances"] == 2 and meta["minutes"] <= 0.05  # at most 3 s
     # hear: cutting the most used codes from the audio for the report page
-    assert set(meta["seconds"]) == set(meta["cpu_seconds"]) == {"read", "encode", "mfcc", "metrics", "hear"}
+    assert set(meta["seconds"]) == set(meta["cpu_seconds"]) == {"read", "encode", "mfcc", "speaker naming", "metrics",
+                                                                "hear"}
 
 
 def test_analyze_folder_bad_inputs(ckpt, tmp_path, capsys):

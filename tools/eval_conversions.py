@@ -12,7 +12,12 @@ The headline figure is "closer to the target" (GE2E) over the sources the model 
 summary also splits it into seen sources, same- and cross-gender pairs and unseen × gender
 (audiovq/evaluate/closer.py: which units the interval resamples, and why).
 
-    python tools/eval_conversions.py [--checkpoint PATH] [--temperature T] [--out DIR]
+    python tools/eval_conversions.py [--checkpoint PATH] [--temperature T] [--unseen-voices N] [--out DIR]
+
+--unseen-voices N adds N utterances of each voice of the unseen-voices set (audiovq/data/
+unseen.py: espeak variants, flite and Festival voices no model of the embedded corpus trained
+on; those whose person a training speaker is are left out) as more unseen sources, with their
+genders for the pairing.
 
 Also decodes each training-speaker source as its own speaker: how many codes survive plain
 resynthesis is the ceiling for how many a conversion can keep.
@@ -39,6 +44,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
 from audiovq.convert import convert  # noqa: E402
 from audiovq.data.manifest import Manifest  # noqa: E402
+from audiovq.errors import AudioVQError  # noqa: E402
 from audiovq.evaluate import (Conversion, Listener, evaluate, format_report, json_safe,  # noqa: E402
                               summarize, write_json)
 from audiovq.evaluate.closer import headline  # noqa: E402
@@ -46,14 +52,16 @@ from audiovq.models import load_vqvae, training_corpus  # noqa: E402
 
 
 def pairs(manifest: Manifest, model_speakers: list[str], targets: int, test: int,
-          val: int | None = None) -> list[tuple]:
-    """[(utterance, target speaker)] — deterministic."""
-    heldout = defaultdict(list)
+          val: int | None = None, extra: list = ()) -> list[tuple]:
+    """[(utterance, target speaker)] — deterministic. `extra`: more source utterances (the
+    unseen voices'), after the corpus's own."""
+    heldout, added = defaultdict(list), {u.speaker for u in extra}
     for u in manifest.utterances:
-        if u.split == "test":
+        if u.split == "test" and u.speaker not in added:
             heldout[u.speaker].append(u)
     sources = [u for u in manifest.utterances if u.split == "val" and u.speaker in model_speakers][:val]
     sources += [u for spk in sorted(heldout) for u in sorted(heldout[spk], key=lambda u: u.id)[:test]]
+    sources += list(extra)
     out, turn = [], 0
     for u in sources:
         chosen = []
@@ -64,6 +72,28 @@ def pairs(manifest: Manifest, model_speakers: list[str], targets: int, test: int
                 chosen.append(spk)
         out += [(u, t) for t in chosen]
     return out
+
+
+def with_unseen_voices(manifest: Manifest, unseen: Manifest, per_voice: int,
+                       heard_persons: set[str] = frozenset()) -> tuple[Manifest, list]:
+    """The corpus manifest with the unseen-voices set's speakers and utterances added (their
+    paths made absolute, so one manifest serves references, transcripts and sources), and the
+    first `per_voice` utterances of each unseen voice as extra sources. Voices in
+    `heard_persons` (a training speaker is the same person, `UnseenVoice.seen_speaker`) are
+    left out: their source would count as unseen though the model heard that person."""
+    import dataclasses
+    clash = {s.id for s in unseen.speakers} & {s.id for s in manifest.speakers}
+    if clash:
+        raise AudioVQError(f"unseen voices {', '.join(sorted(clash))} have the IDs of corpus speakers")
+    speakers = [s for s in unseen.speakers if s.id not in heard_persons]
+    keep = {s.id for s in speakers}
+    utts = [dataclasses.replace(u, path=str((unseen.root / u.path).resolve()), split="test")
+            for u in unseen.utterances if u.speaker in keep]
+    merged = Manifest(manifest.root, manifest.sample_rate, manifest.speakers + speakers,
+                      manifest.utterances + utts, manifest.source_root, manifest.meta)
+    extra = [u for spk in sorted(keep) for u in sorted((u for u in utts if u.speaker == spk),
+                                                        key=lambda u: u.id)[:per_voice]]
+    return merged, extra
 
 
 WER_MARGIN = 0.10  # a conversion may lose this much WER beyond the representation limit
@@ -171,6 +201,11 @@ def main() -> None:
                          "default: the model's)")
     ap.add_argument("--excitation", dest="renderer", choices=("network", "pulses", "world"),
                     help=argparse.SUPPRESS)  # the old spelling
+    ap.add_argument("--unseen-voices", type=int, default=0, metavar="N",
+                    help="also convert the first N utterances of each voice of the unseen-voices set "
+                         "(audiovq/data/unseen.py, built on first use; voices of a person the model trained "
+                         "on are left out) as sources the model never heard; N ≤ 3 leaves each voice 5 "
+                         "utterances as its references")
     ap.add_argument("--out", default="runs/eval-conversions")
     ap.add_argument("--no-reconstructions", dest="reconstructions", action="store_false",
                     help="skip decoding the sources as their own speaker (the codes-kept ceiling)")
@@ -182,7 +217,16 @@ def main() -> None:
     a.renderer = a.renderer or m.renderer
     manifest = Manifest.load(training_corpus(m))
     ids = [s["id"] for s in m.speakers]
-    todo = pairs(manifest, ids, a.targets, a.test, a.val)
+    extra, unseen_setup = [], None
+    if a.unseen_voices > 0:
+        from audiovq.data.unseen import ensure_unseen_voices
+        u_set = ensure_unseen_voices(m.model.sample_rate)
+        heard = {v.id for v in u_set.voices if v.seen_speaker}
+        manifest, extra = with_unseen_voices(manifest, Manifest.load(u_set.root), a.unseen_voices, heard)
+        unseen_setup = {"root": str(u_set.root), "per_voice": a.unseen_voices,
+                        "voices": sorted({u.speaker for u in extra}), "left_out_heard_persons": sorted(heard),
+                        "skipped": u_set.skipped}
+    todo = pairs(manifest, ids, a.targets, a.test, a.val, extra)
     by_target = defaultdict(list)
     for u, t in todo:
         by_target[t].append(u)
@@ -213,7 +257,8 @@ def main() -> None:
         report["listener"] = listener_groups(report["items"], resyntheses, set(ids), free)
     report["setup"] = {"checkpoint": str(m.path), "step": m.step, "temperature": a.temperature, "f0": a.f0,
                        "renderer": a.renderer,
-                       "pairs": len(conversions), "sources": len({c.source for c in conversions})}
+                       "pairs": len(conversions), "sources": len({c.source for c in conversions}),
+                       "unseen_voices": unseen_setup}
     write_json(out / "evaluation.json", report)
     print(f"checkpoint {m.path} (step {m.step}), temperature {a.temperature:g}, "
           f"{len(conversions)} pairs from {report['setup']['sources']} held-out utterances")

@@ -5,6 +5,7 @@ metrics   — mapping accuracy, purities, PNMI, code usage, run lengths, speaker
 baselines — majority, random and MFCC k-means code streams at the codes' frame rate
 report    — all metrics for a stream, a table across methods, report.json and plots
 confidence — bootstrap intervals, and when an ABX score rests on too few comparisons
+speakers  — whether the codes name the speaker, for trained-on and for unseen speakers
 hear      — a code's occurrences cut from the audio, to hear what it stands for
 page      — report.html: the tables, ABX, plots and the codes to hear, from report.json's document
 """

@@ -221,6 +221,30 @@ def code_histograms(codes, groups, num_codes: int) -> tuple[np.ndarray, np.ndarr
     return hist / hist.sum(1, keepdims=True), ids
 
 
+def nearest_centroid_loo(hist: np.ndarray, speaker: np.ndarray, num_speakers: int) -> np.ndarray:
+    """(U,) the speaker predicted for each utterance, left out in turn: the speaker whose
+    centroid (sum of that speaker's *other* utterances' histograms) is nearest in cosine
+    similarity; ties go to the lower speaker id.
+
+    hist (U, K): one (normalised) histogram per utterance; speaker (U,) ids in [0, num_speakers).
+    A speaker with a single utterance has an empty centroid for it (never predicted there)."""
+    hist = np.asarray(hist, np.float64)
+    spk = np.asarray(speaker, np.int64)
+    sums = np.zeros((num_speakers, hist.shape[1]))
+    np.add.at(sums, spk, hist)
+    # centroid of each speaker without utterance u, for every u: (U, S, K) is too big, so
+    # score via dot products: (sum_s - [s==spk_u] h_u) · h_u and its norm.
+    dots = hist @ sums.T                                   # (U, S)
+    sq = np.einsum("sk,sk->s", sums, sums)[None, :].repeat(hist.shape[0], 0)
+    own = np.arange(hist.shape[0]), spk
+    self_sq = np.einsum("uk,uk->u", hist, hist)
+    sq[own] = sq[own] - 2 * np.einsum("uk,uk->u", hist, sums[spk]) + self_sq
+    dots[own] -= self_sq
+    norms = np.sqrt(np.maximum(sq, 0.0)) * np.sqrt(self_sq)[:, None]
+    cosine = np.where(norms > 1e-12, dots / np.where(norms > 1e-12, norms, 1.0), -np.inf)
+    return cosine.argmax(1)
+
+
 def speaker_leakage(codes, groups, speakers, num_codes: int) -> SpeakerLeakage:
     """How well an utterance's code histogram predicts its speaker.
 
@@ -244,19 +268,7 @@ def speaker_leakage(codes, groups, speakers, num_codes: int) -> SpeakerLeakage:
         raise AudioVQError("an utterance has frames from more than one speaker")
     if spk_names.size < 2:
         raise AudioVQError("speaker leakage needs at least 2 speakers")
-    sums = np.zeros((spk_names.size, num_codes))
-    np.add.at(sums, spk, hist)
-    # centroid of each speaker without utterance u, for every u: (U, S, K) is too big, so
-    # score via dot products: (sum_s - [s==spk_u] h_u) · h_u and its norm.
-    dots = hist @ sums.T                                   # (U, S)
-    sq = np.einsum("sk,sk->s", sums, sums)[None, :].repeat(ids.size, 0)
-    own = np.arange(ids.size), spk
-    self_sq = np.einsum("uk,uk->u", hist, hist)
-    sq[own] = sq[own] - 2 * np.einsum("uk,uk->u", hist, sums[spk]) + self_sq
-    dots[own] -= self_sq
-    norms = np.sqrt(np.maximum(sq, 0.0)) * np.sqrt(self_sq)[:, None]
-    cosine = np.where(norms > 1e-12, dots / np.where(norms > 1e-12, norms, 1.0), -np.inf)
-    predicted = cosine.argmax(1)
+    predicted = nearest_centroid_loo(hist, spk, spk_names.size)
     share = np.bincount(spk) / ids.size
     return SpeakerLeakage(
         accuracy=float((predicted == spk).mean()),

@@ -50,6 +50,25 @@ def _abx_rows(methods: dict) -> list[dict]:
     return out
 
 
+def _naming_rows(naming: dict) -> list[dict]:
+    """The speaker-naming table: one row per population (speakers.speaker_naming); "key" and
+    "chance_key": the figures' paths under report.json's "speaker_naming"."""
+    out = []
+    for key, label in (("seen", "speakers the model trained on"), ("unseen", "speakers it never heard")):
+        r = naming.get(key)
+        if r is not None:
+            out.append({"key": f"{key}.accuracy", "chance_key": f"{key}.chance", "label": label, "accuracy": r["accuracy"], "chance": r["chance"],
+                        "text": confidence.describe_percent(r["accuracy"], r["interval"]),
+                        "speakers": r["speakers"], "utterances": r["utterances"]})
+    m = naming.get("matched")
+    for key, label in (("seen", "trained-on speakers"), ("unseen", "never-heard speakers")) if m else ():
+        out.append({"key": f"matched.{key}", "chance_key": "matched.chance", "label": f"{label} on equal terms: {m['speakers']} at a time, "
+                    f"{m['per_speaker']} utterances each (mean of {m['draws']} draws)", "accuracy": m[key],
+                    "chance": m["chance"], "text": f"{100 * m[key]:.1f}%", "speakers": m["speakers"],
+                    "utterances": m["speakers"] * m["per_speaker"]})
+    return out
+
+
 def _heard_rows(heard: list[dict], page_dir: pathlib.Path) -> list[dict]:
     out = []
     for h in heard:
@@ -75,7 +94,7 @@ def write_page(path: str | os.PathLike, doc: dict, plots: list[dict]) -> pathlib
     return webpage.write_page(
         path, "analysis.html.j2", title=f"Code analysis: {meta.get('checkpoint') or path.parent.name}",
         meta=meta, columns=COLUMNS, methods=[{"name": n, "cells": _method_cells(r)} for n, r in methods.items()],
-        abx=_abx_rows(methods), heard=heard, plots=plots, preload="metadata" if eager else "none", lazy=not eager,
+        abx=_abx_rows(methods), heard=heard, naming=_naming_rows(doc.get("speaker_naming") or {}), plots=plots, preload="metadata" if eager else "none", lazy=not eager,
         level=confidence.LEVEL, resamples=confidence.RESAMPLES, min_triplets=confidence.MIN_TRIPLETS,
         min_cells=confidence.MIN_CELLS,
         clip={"occurrences": hear.MAX_OCCURRENCES, "gap_ms": round(1000 * hear.GAP_SECONDS),

@@ -21,7 +21,7 @@ from ..codes import encode_utterances
 from ..data.alignments import read_textgrid
 from ..data.manifest import Manifest, Utterance
 from ..errors import AudioVQError
-from . import baselines, confidence, hear, labels
+from . import baselines, confidence, hear, labels, speakers
 from .report import LEARNED, RANDOM, compare_methods, format_intervals, format_table, write_report
 
 
@@ -48,6 +48,7 @@ class AnalysisResult:
     frames_outside: int         # frames outside every interval (dropped)
     frames_silence: int
     heard: list[dict] = field(default_factory=list)  # codes to hear (`_hear_codes`), when out_dir is given
+    speaker_naming: dict = field(default_factory=dict)  # speakers.speaker_naming: seen and unseen speakers
 
 
 def find_textgrid(alignments: pathlib.Path, utt: Utterance) -> pathlib.Path | None:
@@ -74,13 +75,19 @@ def analyze(model, manifest: Manifest, alignments: str | os.PathLike, split: str
             keep_silence: bool = True, tolerance: float = 0.1, mfcc: bool = True,
             progress: bool = True, meta: dict | None = None, abx: bool = True,
             minutes: float | None = None, hear_codes: Sequence[int] = (),
-            hear_top: int = hear.TOP_CODES) -> AnalysisResult:
+            hear_top: int = hear.TOP_CODES, model_speakers: Sequence[str] | None = None,
+            unseen: bool = True) -> AnalysisResult:
     """Score `model`'s codes of `split` ("train", "val", "test" or "all") against phone labels;
     `abx` adds triphone ABX error rates (within / across speakers) of the learned codes, the
     encoder's continuous output z_e, MFCC and random codes (`analysis/abx.py`); `minutes`
     analyses a random sample of about that much of the split (`sample_utterances`).
     With `out_dir`, the `hear_top` most used codes and those in `hear_codes` are also cut from
     the audio to be heard on the report page (`analysis/hear.py`).
+    Speaker naming (`analysis/speakers.py`): whether the codes name the speaker, apart for the
+    speakers in `model_speakers` (the model's speaker table; default: the manifest's training
+    speakers) and for the others, from whole utterances. With `unseen`, when the analysed
+    utterances hold fewer than 2 unseen speakers, the manifest's utterances of speakers outside
+    the table are encoded too, for that figure alone (e.g. the test split beside `--split val`).
     The report's meta records the wall and CPU (all threads) seconds of each stage."""
     clock, seconds, cpu_seconds = (time.perf_counter(), time.process_time()), {}, {}
 
@@ -148,6 +155,8 @@ def analyze(model, manifest: Manifest, alignments: str | os.PathLike, split: str
         cols["speakers"].append(np.full(int(keep.sum()), u.speaker, dtype=object))
         if mfcc:
             cols["mfcc"].append(mfccs[g][keep])
+    naming = _speaker_naming(model, manifest, kept, codes, model_speakers, unseen, minutes, progress)
+    lap("speaker naming")
     phones = labels.encode_phones(np.concatenate(cols["phones"]))
     rows = compare_methods(np.concatenate(cols["codes"]), phones.ids, np.concatenate(cols["groups"]),
                            np.concatenate(cols["speakers"]), model.code_rate, K, phones.names,
@@ -168,9 +177,29 @@ def analyze(model, manifest: Manifest, alignments: str | os.PathLike, split: str
     if out_dir:
         heard = _hear_codes(model, wavs, codes, rows[LEARNED], hear_codes, hear_top, pathlib.Path(out_dir))
         lap("hear")
-    files = write_report(out_dir, rows, info, heard=heard) if out_dir else []
-    return AnalysisResult(rows, format_table(rows) + format_intervals(rows) + summary, files, len(phones.ids),
-                          len(kept), problems, outside, silence, heard)
+    files = write_report(out_dir, rows, info, heard=heard, naming=naming) if out_dir else []
+    table = format_table(rows) + format_intervals(rows) + summary + "\n".join(speakers.format_naming(naming)) + "\n"
+    return AnalysisResult(rows, table, files, len(phones.ids), len(kept), problems, outside, silence, heard, naming)
+
+
+def _speaker_naming(model, manifest: Manifest, kept: list[Utterance], codes: list[np.ndarray],
+                    model_speakers: Sequence[str] | None, unseen: bool, minutes: float | None,
+                    progress: bool) -> dict:
+    """`speakers.speaker_naming` of the analysed utterances, with the manifest's utterances of
+    unseen speakers added (encoded here; a seeded sample of `minutes` of them when given) where
+    the analysed ones hold fewer than 2 unseen speakers."""
+    table = set(model_speakers) if model_speakers is not None else set(manifest.speaker_ids("train"))
+    utts, all_codes = list(kept), list(codes)
+    if unseen and len({u.speaker for u in kept if u.speaker not in table}) < 2:
+        ids = {u.id for u in kept}
+        extra = [u for u in manifest.utterances if u.speaker not in table and u.id not in ids]
+        if extra and minutes is not None:
+            extra = sample_utterances(extra, minutes)
+        if len({u.speaker for u in extra + kept if u.speaker not in table}) >= 2:
+            wavs = [audio.load(manifest.audio_path(u), model.sample_rate) for u in extra]
+            utts += extra
+            all_codes += encode_utterances(model, wavs, progress=progress)
+    return speakers.speaker_naming(all_codes, [u.speaker for u in utts], table, model.quantizer.num_codes)
 
 
 def _hear_codes(model, wavs: list[np.ndarray], codes: list[np.ndarray], learned: dict, asked: Sequence[int],

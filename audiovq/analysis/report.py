@@ -212,11 +212,13 @@ PAGE = "report.html"
 
 
 def write_report(out_dir: str | os.PathLike, report: dict[str, dict], meta: dict | None = None,
-                 heard: list[dict] | None = None) -> list[pathlib.Path]:
-    """Save `report.json` ({"meta", "methods", "codes_heard"}; NaN → null), `table.txt`, per
+                 heard: list[dict] | None = None, naming: dict | None = None) -> list[pathlib.Path]:
+    """Save `report.json` ({"meta", "methods", "codes_heard", "speaker_naming"}; NaN → null),
+    `table.txt`, per
     method with more than one code used `cooccurrence_<method>.png` and
     `code_usage_<method>.png`, and `report.html` (analysis/page.py), made from the same
-    document as report.json. `heard`: the codes to hear (pipeline._hear_codes).
+    document as report.json. `heard`: the codes to hear (pipeline._hear_codes); `naming`: the
+    speaker naming of seen and unseen speakers (speakers.speaker_naming).
     Every file is written atomically. Returns the paths written: report.json, table.txt, the
     plots, report.html."""
     from .page import write_page
@@ -232,8 +234,11 @@ def write_report(out_dir: str | os.PathLike, report: dict[str, dict], meta: dict
                 plot(path, table, m["phone_names"], title=name)
                 written.append(path)
                 plots.append({"method": name, "kind": kind, "file": path.name})
-    write_text(out / "table.txt", format_table(report) + format_intervals(report))
-    doc = _json_safe({"meta": meta or {}, "methods": report, "codes_heard": heard or []})
+    from .speakers import format_naming
+    naming_lines = "\n".join(format_naming(naming)) + "\n" if naming else ""
+    write_text(out / "table.txt", format_table(report) + format_intervals(report) + naming_lines)
+    doc = _json_safe({"meta": meta or {}, "methods": report, "codes_heard": heard or [],
+                      "speaker_naming": naming or {}})
     write_text(out / "report.json", json.dumps(doc, indent=1, allow_nan=False) + "\n")
     page = write_page(out / PAGE, doc, plots)
     return [out / "report.json", out / "table.txt"] + written + [page]
