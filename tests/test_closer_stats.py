@@ -110,3 +110,35 @@ def test_share_interval_rejects_impossible_counts():
     with pytest.raises(ValueError):
         confidence.share_interval([0, 1], [0, 1])
     assert confidence.share_interval([1], [1]) is None
+
+
+def test_benchmark_adds_unseen_voices_as_sources(tmp_path):
+    import importlib.util
+    import pathlib
+
+    from audiovq.data.manifest import Manifest, Speaker, Utterance
+    spec = importlib.util.spec_from_file_location(
+        "eval_conversions", pathlib.Path(__file__).resolve().parents[1] / "tools" / "eval_conversions.py")
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+
+    def utt(uid, spk, split):
+        return Utterance(uid, spk, f"wav/{spk}/{uid}.wav", 8000, 1.0, "words", split, 0.0, "")
+    corpus = Manifest(tmp_path / "corpus", 8000,
+                      [Speaker("p225", "F", None, "", "", "train"), Speaker("p226", "M", None, "", "", "train"),
+                       Speaker("p254", "M", None, "", "", "heldout")],
+                      [utt("p225_001", "p225", "val"), utt("p226_001", "p226", "val"),
+                       utt("p254_001", "p254", "test"), utt("p254_002", "p254", "test")], "corpus")
+    unseen = Manifest(tmp_path / "unseen", 8000,
+                      [Speaker("u01", "F", None, "", "", "heldout"), Speaker("u09", "M", None, "", "", "heldout")],
+                      [utt(f"u{v}_{k:03d}", f"u{v}", "test") for v in ("01", "09") for k in (1, 2, 3)], "unseen")
+    merged, extra = tool.with_unseen_voices(corpus, unseen, 2, heard_persons={"u09"})
+    assert [u.id for u in extra] == ["u01_001", "u01_002"]  # u09: a training speaker's person, left out
+    assert {s.id for s in merged.speakers} == {"p225", "p226", "p254", "u01"}
+    assert merged.audio_path(extra[0]) == (tmp_path / "unseen" / "wav/u01/u01_001.wav").resolve()
+    todo = tool.pairs(merged, ["p225", "p226"], 1, 1, None, extra)
+    # corpus sources first (val, then 1 per held-out speaker), then the unseen voices' N each
+    assert [u.id for u, _ in todo] == ["p225_001", "p226_001", "p254_001", "u01_001", "u01_002"]
+    assert all(t != u.speaker for u, t in todo)
+    with pytest.raises(Exception, match="IDs of corpus speakers"):
+        tool.with_unseen_voices(corpus, corpus, 1)
