@@ -153,8 +153,8 @@ def test_sharpening_multiplies_voiced_logits_and_leaves_unvoiced_ones_as_they_ar
 
 # ------------------------------------------------------------- the fast CPU path
 
-def _two_items(frames=40):
-    m = model().eval()
+def _two_items(frames=40, *extra):
+    m = model(*extra).eval()
     codes = m.encode(torch.cat([voiced(T=frames * HOP), voiced(T=frames * HOP, f0=180.0)]))
     lengths = [frames * HOP, (frames - 7) * HOP + 5]
     f0 = [np.full(frames, 140.0, np.float32),
@@ -212,15 +212,18 @@ def test_reduced_precision_logits_within_the_wavenets_tolerance(p):
     assert torch.allclose(exact, slow, atol=1e-5)
 
 
-def test_frames_computed_a_window_at_a_time_equal_the_whole(monkeypatch):
+@pytest.mark.parametrize("extra", [(), ("model.decoder.cond_dilation=2", "model.decoder.cond_layers=4")],
+                         ids=["plain", "dilated"])
+def test_frames_computed_a_window_at_a_time_equal_the_whole(monkeypatch, extra):
     """The frame records (conditioning, envelope, gain, F0, voicing, sharpening) of a long file
     are made a window of frames at a time with a margin: windows of 8 frames give those of one
     window holding all 40, up to float rounding (as the WaveNet's windowed context), with given
     F0 and with the F0 head's; and past each item's end, no conditioning, its last frame's
-    envelope, no gain, unvoiced."""
+    envelope, no gain, unvoiced. Also for a dilated frame network (±15 frames of context,
+    wider than a window)."""
     from audiovq.nn.decoders.source_filter import FrameRecords
 
-    m, codes, lengths, f0 = _two_items()
+    m, codes, lengths, f0 = _two_items(40, *extra)
     d, frames = m.decoder, [-(-n // HOP) for n in lengths]
     fields = ("conditioning", "envelope", "gain", "f0", "voicing", "sharpening")
     for pitch in (f0, None):
@@ -286,3 +289,19 @@ def test_ablations_without_linear_prediction_or_pitch(lpc, pitch):
     b = generate(m, codes, torch.tensor([0, 2]), lengths, seed=5, pitch=track, fast=True)
     for x, y in zip(a.audio, b.audio):
         np.testing.assert_array_equal(x, y)
+
+
+def test_dilated_frame_network_sees_the_context_it_claims():
+    """cond_dilation=2, 4 layers: dilations 1, 2, 4, 8 → an input frame reaches exactly the
+    output frames within ±15 of it (found by perturbing it), and generation's margin is 15
+    frames of the frame network (+ the F0 head's 2)."""
+    from audiovq.nn.decoders.source_filter import FrameRecords
+    m = model("model.decoder.cond_dilation=2", "model.decoder.cond_layers=4").eval()
+    net = m.decoder.frame_net
+    x = torch.randn(1, net[0].in_channels, 64)
+    y = x.clone()
+    y[..., 30] += 1.0
+    with torch.no_grad():
+        changed = ((net(x) - net(y)).abs().amax(1)[0] > 0).nonzero().flatten().tolist()
+    assert changed == list(range(15, 46))
+    assert FrameRecords(m.decoder, m.quantizer, torch.zeros(1, 4, dtype=torch.long), torch.tensor([0]), [4]).reach == 17

@@ -57,10 +57,28 @@ LAR_LIMIT = 6.0  # |log-area ratio| ≤ 6: |k| ≤ tanh 3 = 0.995
 # filter's history and p[n] in generation (12 multiply-adds a sample).
 
 
-def _convs(inputs: int, channels: int, layers: int) -> nn.Sequential:
+class _Residual(nn.Module):
+    """x + ReLU(conv(x)): a dilated layer of the frame network (deep stacks train as residuals)."""
+
+    def __init__(self, channels: int, dilation: int):
+        super().__init__()
+        self.conv = nn.Conv1d(channels, channels, 3, padding=dilation, dilation=dilation)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + torch.relu(self.conv(x))
+
+
+def _convs(inputs: int, channels: int, layers: int, dilation: int = 1) -> nn.Sequential:
+    """Frames (B, inputs, F) → (B, channels, F): `layers` convolutions of kernel 3. With
+    `dilation` d > 1, layer i ≥ 1 is a residual layer dilated d ** i (d = 2, 6 layers: ±63
+    frames of context, 252 ms at hop 32); the context each side is what a streamed window
+    must read ahead (generation's margin is the sum of the paddings)."""
     blocks: list[nn.Module] = []
     for i in range(max(layers, 1)):
-        blocks += [nn.Conv1d(inputs if i == 0 else channels, channels, 3, padding=1), nn.ReLU()]
+        if i == 0 or dilation == 1:  # (the layout checkpoints without dilation have)
+            blocks += [nn.Conv1d(inputs if i == 0 else channels, channels, 3, padding=1), nn.ReLU()]
+        else:
+            blocks.append(_Residual(channels, dilation ** i))
     return nn.Sequential(*blocks)
 
 
@@ -211,7 +229,8 @@ class SourceFilterDecoder(Decoder):
         self.output = Categorical(cfg.classes)
         self.speakers = nn.Embedding(num_speakers, cfg.speaker_dim)
         # (a switched-off part has no module: unused parameters would stall DDP's reducer)
-        self.frame_net = _convs(code_dim + cfg.speaker_dim + 2 * self.needs_pitch, C, cfg.cond_layers)
+        self.frame_net = _convs(code_dim + cfg.speaker_dim + 2 * self.needs_pitch, C, cfg.cond_layers,
+                                int(getattr(cfg, "cond_dilation", 1)))
         self.envelope = nn.Conv1d(C, M + 1, 1) if self.use_lpc else None
         self.f0_net = (nn.Sequential(_convs(code_dim + cfg.speaker_dim, C // 2, 2), nn.Conv1d(C // 2, 2, 1))
                        if self.needs_pitch else None)
