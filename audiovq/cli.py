@@ -219,20 +219,22 @@ def _sample(a: argparse.Namespace) -> None:
     p = load_prior(a.prior, a.device)
     model = p.vqvae.model
     spk = p.vqvae.speaker_index(a.speaker)
-    steps = max(1, int(round(a.seconds * model.code_rate)))
+    rate = getattr(model, "bottleneck_rate", model.code_rate)  # the prior's codes: distinct ones
+    steps = max(1, int(round(a.seconds * rate)))
     out = pathlib.Path(a.out)
     t = time.perf_counter()
     codes = sample_codes(p.prior, spk, steps, a.n, a.prior_temperature, a.top_k, a.seed, fast=not a.slow)
     t_codes = time.perf_counter() - t
+    codes = model.held(codes)  # each held over its frames, as `encode` gives them
     res = generate(model, codes, torch.full((a.n,), spk), temperature=_temperature(a.temperature, p.vqvae),
                    seed=a.seed, fast=not a.slow, precision=a.precision, renderer=a.renderer or p.vqvae.renderer)
     meta = {"num_codes": model.quantizer.num_codes, "code_rate": model.code_rate, "sample_rate": model.sample_rate,
-            "num_samples": steps * model.hop, "checkpoint": str(p.vqvae.path), "prior": str(p.path),
+            "num_samples": codes.shape[1] * model.hop, "checkpoint": str(p.vqvae.path), "prior": str(p.path),
             "speaker": a.speaker}
     for i, (c, y) in enumerate(zip(codes.numpy(), res.audio)):
         audio.save(out / f"sample_{a.speaker}_{i:02d}.wav", y, model.sample_rate)
         save_codes(out / f"sample_{a.speaker}_{i:02d}.codes.npy", c, meta)
-    print(f"{a.n} × {steps / model.code_rate:.1f} s for {a.speaker} → {out}/ (codes: {steps * a.n / t_codes:.0f} "
+    print(f"{a.n} × {steps / rate:.1f} s for {a.speaker} → {out}/ (codes: {steps * a.n / t_codes:.0f} "
           f"codes/s; audio: RTF {res.rtf:.2f})")
 
 

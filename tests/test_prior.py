@@ -134,3 +134,23 @@ def test_a_prior_of_the_shipped_model_finds_it_wherever_the_package_lives(tmp_pa
                                                                    None, extra))
     with pytest.raises(CheckpointError, match="is gone"):
         load_prior(other)
+
+
+def test_a_strided_models_prior_sees_its_distinct_codes(small_corpus, tmp_path):
+    """With a code stride R the prior's corpus holds every R-th frame's code (the distinct
+    ones), at the bottleneck rate; held over R frames again they are `encode`'s codes."""
+    _, prepared = small_corpus
+    manifest = Manifest.load(prepared)
+    cfg = load_config("vqvae", ["model.encoder.layers=6", "model.encoder.code_stride=2", "data.sample_rate=16000",
+                                "model.encoder.channels=8", "model.quantizer.codebook_size=16",
+                                "model.quantizer.dim=4", "model.decoder.layers_per_cycle=2"])
+    torch.manual_seed(0)
+    model = AudioVQVAE(cfg.model, 3, 16000).eval()
+    path = ckpt_io.save(tmp_path / "m.pt", ckpt_io.Checkpoint("vqvae", {}, model.state_dict()))
+    corpus = extract_codes(model, path, manifest, tmp_path / "cache", progress=False)
+    assert corpus.code_rate == 16000 / 128
+    u = manifest.utterances[0]
+    from audiovq import audio
+    frames = model.encode(torch.from_numpy(audio.load(manifest.audio_path(u), 16000))[None])[0]
+    assert corpus.codes[0].size == -(-frames.numel() // 2)
+    assert torch.equal(model.held(torch.from_numpy(corpus.codes[0])[None])[0, :frames.numel()], frames)
