@@ -172,6 +172,7 @@ def analyze(model, manifest: Manifest, alignments: str | os.PathLike, split: str
                 minutes=round(sum(u.duration for u in kept) / 60, 2), seconds=seconds, cpu_seconds=cpu_seconds,
                 intervals={"level": confidence.LEVEL, "resamples": confidence.RESAMPLES,
                            "phone_scores_over": "utterances", "abx_over": "A speakers",
+                           "speaker_naming_over": "utterances",
                            "abx_min_triplets": confidence.MIN_TRIPLETS, "abx_min_cells": confidence.MIN_CELLS})
     heard = []
     if out_dir:
