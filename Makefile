@@ -99,7 +99,7 @@ demo-steps:
 	$(BIN)/audiovq convert $(addprefix --src ,$(DEMO_SRC)) $(addprefix --speaker ,$(DEMO_TARGETS)) --out $(DEMO_RUN)/converted
 	$(BIN)/audiovq analyze --split val -q --out $(DEMO_RUN)/analysis $(DEMO_WITH_DATA)
 	$(BIN)/audiovq evaluate $(DEMO_RUN)/converted $(DEMO_WITH_DATA)
-	@echo "== the same conversions with the decoder's excitation network instead of pulses (its WaveNet half):"
+	@echo "== the same conversions rendered by the decoder's excitation network instead of its default renderer (world):"
 	$(BIN)/audiovq convert $(addprefix --src ,$(DEMO_SRC)) $(addprefix --speaker ,$(DEMO_TARGETS)) --renderer network --out $(DEMO_RUN)/converted-network
 	$(BIN)/audiovq evaluate $(DEMO_RUN)/converted-network $(DEMO_WITH_DATA)
 	@echo "== demo done: your $(DEMO_MINUTES)-minute model is in $(DEMO_RUN)/checkpoints/; the shipped model's conversions of unseen voices are in $(DEMO_RUN)/converted/, its code analysis in $(DEMO_RUN)/analysis/ (with the excitation network: $(DEMO_RUN)/converted-network/); to listen, open in a browser: $(abspath $(DEMO_RUN)/converted/report.html) (and $(abspath $(DEMO_RUN)/analysis/report.html) to hear its codes)"
