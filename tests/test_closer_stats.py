@@ -140,5 +140,10 @@ def test_benchmark_adds_unseen_voices_as_sources(tmp_path):
     # corpus sources first (val, then 1 per held-out speaker), then the unseen voices' N each
     assert [u.id for u, _ in todo] == ["p225_001", "p226_001", "p254_001", "u01_001", "u01_002"]
     assert all(t != u.speaker for u, t in todo)
+    # fixed targets (issue #26's test): every source to each of them but its own speaker
+    fixed = tool.pairs(merged, ["p225", "p226"], 1, 1, None, extra, to=["p225", "p226"])
+    assert [(u.id, t) for u, t in fixed] == [("p225_001", "p226"), ("p226_001", "p225"), ("p254_001", "p225"),
+                                           ("p254_001", "p226"), ("u01_001", "p225"), ("u01_001", "p226"),
+                                           ("u01_002", "p225"), ("u01_002", "p226")]
     with pytest.raises(Exception, match="IDs of corpus speakers"):
         tool.with_unseen_voices(corpus, corpus, 1)

@@ -52,9 +52,10 @@ from audiovq.models import load_vqvae, training_corpus  # noqa: E402
 
 
 def pairs(manifest: Manifest, model_speakers: list[str], targets: int, test: int,
-          val: int | None = None, extra: list = ()) -> list[tuple]:
+          val: int | None = None, extra: list = (), to: list[str] | None = None) -> list[tuple]:
     """[(utterance, target speaker)] — deterministic. `extra`: more source utterances (the
-    unseen voices'), after the corpus's own."""
+    unseen voices'), after the corpus's own. `to`: every source goes to each of these target
+    speakers (but its own) instead of `targets` rotated over the model's speakers."""
     heldout, added = defaultdict(list), {u.speaker for u in extra}
     for u in manifest.utterances:
         if u.split == "test" and u.speaker not in added:
@@ -64,6 +65,9 @@ def pairs(manifest: Manifest, model_speakers: list[str], targets: int, test: int
     sources += list(extra)
     out, turn = [], 0
     for u in sources:
+        if to:
+            out += [(u, t) for t in to if t != u.speaker]
+            continue
         chosen = []
         while len(chosen) < targets:
             spk = model_speakers[turn % len(model_speakers)]
@@ -191,6 +195,9 @@ def main() -> None:
     ap.add_argument("--checkpoint", help="checkpoint or run dir (default: as the CLI)")
     ap.add_argument("--temperature", type=float, default=None, help="decoder temperature (default: the model's)")
     ap.add_argument("--targets", type=int, default=2, help="target speakers per source")
+    ap.add_argument("--to", nargs="+", metavar="SPEAKER",
+                    help="convert every source to each of these speakers instead (e.g. --to p225 p228 p250, "
+                         "issue #26's test: an espeak woman, an espeak man, a real man's recorded voice)")
     ap.add_argument("--test", type=int, default=5, help="utterances per held-out speaker")
     ap.add_argument("--val", type=int, help="only the first N held-out utterances of training speakers "
                                             "(default: all; for a quick look)")
@@ -228,7 +235,10 @@ def main() -> None:
         unseen_setup = {"root": str(u_set.root), "per_voice": a.unseen_voices,
                         "voices": sorted({u.speaker for u in extra}), "left_out_heard_persons": sorted(heard),
                         "skipped": u_set.skipped}
-    todo = pairs(manifest, ids, a.targets, a.test, a.val, extra)
+    unknown = [t for t in a.to or () if t not in ids]
+    if unknown:
+        raise SystemExit(f"--to: {', '.join(unknown)} not among the model's speakers (audiovq speakers)")
+    todo = pairs(manifest, ids, a.targets, a.test, a.val, extra, a.to)
     by_target = defaultdict(list)
     for u, t in todo:
         by_target[t].append(u)
