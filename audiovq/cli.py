@@ -219,7 +219,7 @@ def _sample(a: argparse.Namespace) -> None:
     p = load_prior(a.prior, a.device)
     model = p.vqvae.model
     spk = p.vqvae.speaker_index(a.speaker)
-    rate = getattr(model, "bottleneck_rate", model.code_rate)  # the prior's codes: distinct ones
+    rate = model.bottleneck_rate  # the prior's codes: distinct ones
     steps = max(1, int(round(a.seconds * rate)))
     out = pathlib.Path(a.out)
     t = time.perf_counter()

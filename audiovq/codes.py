@@ -90,10 +90,10 @@ def extract_codes(model, checkpoint: str | os.PathLike, manifest: Manifest, cach
     if progress:
         print(f"extracting codes of {len(utts)} utterances with {checkpoint} → {cache}", flush=True)
     wavs = [audio.load(manifest.audio_path(u), model.sample_rate) for u in utts]
-    stride = getattr(model, "code_stride", 1)  # a prior models distinct codes, not their repeats
-    codes = [c[::stride] for c in encode_utterances(model, wavs, progress=progress)]
+    # a prior models distinct codes, not their repeats over a strided model's frames
+    codes = [c[::model.code_stride] for c in encode_utterances(model, wavs, progress=progress)]
     corpus = CodeCorpus([u.id for u in utts], [u.speaker for u in utts], [u.split for u in utts], codes,
-                        model.quantizer.num_codes, getattr(model, "bottleneck_rate", model.code_rate))
+                        model.quantizer.num_codes, model.bottleneck_rate)
     meta = {"ids": corpus.ids, "speakers": corpus.speakers, "splits": corpus.splits,
             "num_codes": corpus.num_codes, "code_rate": corpus.code_rate, "checkpoint": str(checkpoint)}
     offsets = np.concatenate([[0], np.cumsum([c.size for c in codes])])

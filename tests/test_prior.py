@@ -74,15 +74,20 @@ def test_unigram_baseline_hand_computed():
     assert math.isclose(bits, -(math.log2(4 / 7) + math.log2(1 / 7)) / 2)
 
 
+def _saved_vqvae(tmp_path, *overrides):
+    """A small 16 kHz VQ-VAE (hop 64) with random weights, saved as tmp_path/m.pt."""
+    cfg = load_config("vqvae", ["model.encoder.layers=6", "model.encoder.channels=8",
+                                "model.quantizer.codebook_size=16", "model.quantizer.dim=4",
+                                "model.decoder.layers_per_cycle=2", *overrides])
+    torch.manual_seed(0)
+    model = AudioVQVAE(cfg.model, 3, 16000).eval()
+    return model, ckpt_io.save(tmp_path / "m.pt", ckpt_io.Checkpoint("vqvae", {}, model.state_dict()))
+
+
 def test_code_extraction_is_cached_per_checkpoint(small_corpus, tmp_path):
     _, prepared = small_corpus
     manifest = Manifest.load(prepared)
-    cfg = load_config("vqvae", ["model.encoder.layers=6",
-                                "model.encoder.channels=8", "model.quantizer.codebook_size=16",
-                                "model.quantizer.dim=4", "model.decoder.layers_per_cycle=2"])
-    torch.manual_seed(0)
-    model = AudioVQVAE(cfg.model, 3, 16000).eval()
-    path = ckpt_io.save(tmp_path / "m.pt", ckpt_io.Checkpoint("vqvae", {}, model.state_dict()))
+    model, path = _saved_vqvae(tmp_path)
     first = extract_codes(model, path, manifest, tmp_path / "cache", progress=False)
     files = list((tmp_path / "cache").glob("codes-*.npz"))
     assert len(files) == 1 and len(first.codes) == len(manifest.utterances)
@@ -141,12 +146,7 @@ def test_a_strided_models_prior_sees_its_distinct_codes(small_corpus, tmp_path):
     ones), at the bottleneck rate; held over R frames again they are `encode`'s codes."""
     _, prepared = small_corpus
     manifest = Manifest.load(prepared)
-    cfg = load_config("vqvae", ["model.encoder.layers=6", "model.encoder.code_stride=2", "data.sample_rate=16000",
-                                "model.encoder.channels=8", "model.quantizer.codebook_size=16",
-                                "model.quantizer.dim=4", "model.decoder.layers_per_cycle=2"])
-    torch.manual_seed(0)
-    model = AudioVQVAE(cfg.model, 3, 16000).eval()
-    path = ckpt_io.save(tmp_path / "m.pt", ckpt_io.Checkpoint("vqvae", {}, model.state_dict()))
+    model, path = _saved_vqvae(tmp_path, "model.encoder.code_stride=2")
     corpus = extract_codes(model, path, manifest, tmp_path / "cache", progress=False)
     assert corpus.code_rate == 16000 / 128
     u = manifest.utterances[0]
