@@ -238,6 +238,20 @@ def test_code_usage_and_bitrate_hand_worked():
         metrics.code_usage(codes, 2, 50.0)
 
 
+
+def test_held_codes_bitrate_counts_one_symbol_per_hold():
+    # A code-stride-4 model's frame-rate stream repeats each code 4 times: at 250 frames/s it
+    # emits 62.5 symbols/s, so its bitrate is that of the un-repeated stream at 62.5 Hz.
+    rng = np.random.default_rng(0)
+    distinct = rng.integers(0, 16, 40)
+    held = np.repeat(distinct, 4)
+    assert metrics.code_usage(held, 16, 250.0, hold=4).bitrate == pytest.approx(
+        metrics.code_usage(distinct, 16, 62.5).bitrate)
+    assert metrics.code_usage(held, 16, 250.0).bitrate == pytest.approx(
+        4 * metrics.code_usage(distinct, 16, 62.5).bitrate)
+    with pytest.raises(AudioVQError, match="hold"):
+        metrics.code_usage(held, 16, 250.0, hold=0)
+
 def test_run_lengths_hand_worked():
     # codes  5 5 5 7 | 7 7   → runs 3,1 | 2 → 3 runs over 6 frames = 2 frames = 40 ms at 50 Hz
     # phones 1 1 2 2 | 2 3   → runs 2,2 | 1,1 → 4 runs → 1.5 frames = 30 ms

@@ -147,13 +147,19 @@ class CodeUsage(NamedTuple):
     dedup_bitrate: float  # the same after merging repeated codes within an utterance
 
 
-def code_usage(codes, num_codes: int, code_rate: float, groups=None) -> CodeUsage:
+def code_usage(codes, num_codes: int, code_rate: float, groups=None, hold: int = 1) -> CodeUsage:
     """Codebook usage, entropy, perplexity and bitrate of a code stream at `code_rate` Hz.
 
     ZeroSpeech 2019 bitrate = (number of symbols / total duration) × H(symbol distribution);
-    for a fixed-rate stream that is code_rate × H. The deduplicated variant counts one symbol
-    per run of equal codes (runs break at utterance boundaries given by `groups`).
+    for a fixed-rate stream that is code_rate × H. A stream whose every code is held over
+    `hold` frames (a model with a code stride: one code per `hold` frames, repeated to the
+    frame rate) emits code_rate / hold symbols per second, so its bitrate is H × code_rate /
+    hold (the frequencies, hence H, are the same repeated or not). The deduplicated variant
+    counts one symbol per run of equal codes (runs break at utterance boundaries given by
+    `groups`).
     """
+    if hold < 1:
+        raise AudioVQError(f"hold must be a whole number of frames ≥ 1, got {hold}")
     codes = _ints(codes, "codes")
     if codes.size and codes.max() >= num_codes:
         raise AudioVQError(f"code {codes.max()} is out of range for a codebook of {num_codes}")
@@ -168,7 +174,7 @@ def code_usage(codes, num_codes: int, code_rate: float, groups=None) -> CodeUsag
         usage=float((counts > 0).sum() / num_codes),
         entropy_bits=h,
         perplexity=float(2.0 ** h),
-        bitrate=h * code_rate,
+        bitrate=h * code_rate / hold,
         dedup_bitrate=dedup_h * kept.size / duration if duration > 0 else 0.0,
     )
 

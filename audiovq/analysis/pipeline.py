@@ -160,7 +160,8 @@ def analyze(model, manifest: Manifest, alignments: str | os.PathLike, split: str
     phones = labels.encode_phones(np.concatenate(cols["phones"]))
     rows = compare_methods(np.concatenate(cols["codes"]), phones.ids, np.concatenate(cols["groups"]),
                            np.concatenate(cols["speakers"]), model.code_rate, K, phones.names,
-                           mfcc=np.concatenate(cols["mfcc"]) if mfcc else None)
+                           mfcc=np.concatenate(cols["mfcc"]) if mfcc else None,
+                           hold=model.code_stride)
     lap("metrics")
     summary = ""
     if abx:
@@ -168,7 +169,7 @@ def analyze(model, manifest: Manifest, alignments: str | os.PathLike, split: str
         lap("abx")
     info = dict(meta or {}, split=split, utterances=len(kept), frames=len(phones.ids),
                 frames_outside=outside, frames_silence=silence, keep_silence=keep_silence,
-                code_rate=model.code_rate, K=K, problems=problems.summary(),
+                code_rate=model.code_rate, code_stride=model.code_stride, K=K, problems=problems.summary(),
                 minutes=round(sum(u.duration for u in kept) / 60, 2), seconds=seconds, cpu_seconds=cpu_seconds,
                 intervals={"level": confidence.LEVEL, "resamples": confidence.RESAMPLES,
                            "phone_scores_over": "utterances", "abx_over": "A speakers",

@@ -23,7 +23,8 @@ LEARNED, MFCC_KMEANS, RANDOM, MAJORITY = "learned codes", "MFCC k-means", "rando
 
 
 def evaluate_codes(codes, phones, groups, speakers, code_rate: float, K: int,
-                   phone_names: Sequence[str], resamples: int = confidence.RESAMPLES, seed: int = 0) -> dict:
+                   phone_names: Sequence[str], resamples: int = confidence.RESAMPLES, seed: int = 0,
+                   hold: int = 1) -> dict:
     """Every metric for one code stream, as a JSON-ready dict.
 
     codes (N,) in [0, K); phones (N,) in [0, len(phone_names)) (drop unlabelled frames first);
@@ -47,7 +48,7 @@ def evaluate_codes(codes, phones, groups, speakers, code_rate: float, K: int,
     table = metrics.contingency(codes, phones, K, len(phone_names))
     acc = metrics.mapping_accuracy(codes, phones, groups)
     quality = metrics.cluster_quality(codes, phones)
-    usage = metrics.code_usage(codes, K, code_rate, groups)
+    usage = metrics.code_usage(codes, K, code_rate, groups, hold)  # (hold: `metrics.code_usage`)
     runs = metrics.run_lengths(codes, phones, groups, code_rate)
     out = {
         "frames": int(codes.size),
@@ -91,14 +92,16 @@ def evaluate_codes(codes, phones, groups, speakers, code_rate: float, K: int,
 
 def compare_methods(codes, phones, groups, speakers, code_rate: float, K: int,
                     phone_names: Sequence[str], mfcc: np.ndarray | None = None, seed: int = 0,
-                    kmeans_iters: int = 30) -> dict[str, dict]:
+                    kmeans_iters: int = 30, hold: int = 1) -> dict[str, dict]:
     """The learned codes and their baselines on the same frames, ready for `format_table`.
+    `hold`: the learned codes' code stride (each held over that many frames; their bitrate
+    counts one symbol per hold frames, the baselines' one per frame).
 
     `mfcc` (N, 39) — `mfcc_frames` of each utterance, concatenated like the codes — adds the
     k-means row (same K, same frame rate); random codes use the same K; 'majority' is one code.
     """
     args = (phones, groups, speakers, code_rate)
-    rows = {LEARNED: evaluate_codes(codes, *args, K, phone_names)}
+    rows = {LEARNED: evaluate_codes(codes, *args, K, phone_names, hold=hold)}
     n = int(np.asarray(codes).size)
     if mfcc is not None:
         mfcc = np.asarray(mfcc)
