@@ -1,5 +1,7 @@
 """"Closer to target" by kind of pair, with bootstrap intervals (audiovq/evaluate/closer.py and
 confidence.share_interval), checked against hand counts and a plain-loop bootstrap."""
+import math
+
 import numpy as np
 import pytest
 
@@ -147,3 +149,17 @@ def test_benchmark_adds_unseen_voices_as_sources(tmp_path):
                                            ("u01_002", "p225"), ("u01_002", "p226")]
     with pytest.raises(Exception, match="IDs of corpus speakers"):
         tool.with_unseen_voices(corpus, corpus, 1)
+
+
+def test_by_target_hand_worked():
+    # two conversions to A (0.7/0.5 closer, 0.4/0.6 not), one to B (0.6/0.3 closer); A's own
+    # resyntheses 0.8 and 0.6, B has none
+    items = [{"target": "A", "sim_target": 0.7, "sim_source": 0.5, "closer_to_target": True},
+             {"target": "A", "sim_target": 0.4, "sim_source": 0.6, "closer_to_target": False},
+             {"target": "B", "sim_target": 0.6, "sim_source": 0.3, "closer_to_target": True}]
+    ceilings = [{"target": "A", "sim_target": 0.8}, {"target": "A", "sim_target": 0.6}]
+    a, b = closer.by_target(items, ceilings)
+    assert a == pytest.approx(closer.TargetRow("A", 0.7, 2, 0.55, 0.55, 2, 0.5))
+    assert (b.target, b.resyntheses, b.pairs, b.closer) == ("B", 0, 1, 1.0) and math.isnan(b.ceiling)
+    lines = closer.format_targets([a, b])
+    assert "ceiling  0.700 (2)" in lines[1] and "closer 50% of 2" in lines[1] and "ceiling      -" in lines[2]

@@ -99,7 +99,7 @@ CAPS = {  # appended to training lines so that each runs in seconds (later overr
     "recipes/vctk/train_prior.py": ["train.steps=2", "train.batch_size=2", "train.val_every=0"],
     "recipes/images/train.py": ["train.steps=2", "train.batch_size=4", "train.val_every=0"],
     "recipes/images/train_prior.py": ["train.steps=2", "train.batch_size=4", "train.val_every=0"],
-    "tools/eval_conversions.py": ["--test", "1", "--targets", "1"],
+    "tools/eval_conversions.py": ["--test", "1", "--targets", "1", "--ceiling", "1"],
 }
 
 

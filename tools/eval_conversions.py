@@ -47,7 +47,7 @@ from audiovq.data.manifest import Manifest  # noqa: E402
 from audiovq.errors import AudioVQError  # noqa: E402
 from audiovq.evaluate import (Conversion, Listener, evaluate, format_report, json_safe,  # noqa: E402
                               summarize, write_json)
-from audiovq.evaluate.closer import headline  # noqa: E402
+from audiovq.evaluate.closer import TargetRow, by_target as by_target_rows, format_targets, headline  # noqa: E402
 from audiovq.models import load_vqvae, training_corpus  # noqa: E402
 
 
@@ -98,6 +98,21 @@ def with_unseen_voices(manifest: Manifest, unseen: Manifest, per_voice: int,
     extra = [u for spk in sorted(keep) for u in sorted((u for u in utts if u.speaker == spk),
                                                         key=lambda u: u.id)[:per_voice]]
     return merged, extra
+
+
+def target_ceilings(m, manifest: Manifest, targets: list[str], n: int, out: pathlib.Path, a) -> list[dict]:
+    """Up to n held-out utterances (val first, then test) of each target decoded as itself and
+    scored like the conversions (no listener): items with "target" and "sim_target", the
+    similarity of the model's rendering of the target's own speech to its references."""
+    convs = []
+    for t in targets:
+        held = sorted((u for u in manifest.utterances if u.speaker == t and u.split in ("val", "test")),
+                      key=lambda u: (u.split != "val", u.id))[:n]
+        if held:
+            done, _ = convert(m, [manifest.root / u.path for u in held], [t], out, temperature=a.temperature,
+                              progress=False, f0=a.f0, renderer=a.renderer)
+            convs += [Conversion(str(c.source), t, str(c.output), t, u.id) for c, u in zip(done, held)]
+    return evaluate(m.model, convs, manifest, None, listener=Listener(False, False))["items"] if convs else []
 
 
 WER_MARGIN = 0.10  # a conversion may lose this much WER beyond the representation limit
@@ -218,6 +233,9 @@ def main() -> None:
                     help="skip what a listener hears (WER, DNSMOS, model-free rows): speaker measures only")
     ap.add_argument("--no-reconstructions", dest="reconstructions", action="store_false",
                     help="skip decoding the sources as their own speaker (the codes-kept ceiling)")
+    ap.add_argument("--ceiling", type=int, default=3, metavar="N",
+                    help="decode N held-out utterances of each target as itself: how near the model comes to "
+                         "the target's voice at all, beside its conversions (0: skip)")
     a = ap.parse_args()
 
     m = load_vqvae(a.checkpoint)
@@ -239,12 +257,12 @@ def main() -> None:
     if unknown:
         raise SystemExit(f"--to: {', '.join(unknown)} not among the model's speakers (audiovq speakers)")
     todo = pairs(manifest, ids, a.targets, a.test, a.val, extra, a.to)
-    by_target = defaultdict(list)
+    sources_of = defaultdict(list)
     for u, t in todo:
-        by_target[t].append(u)
+        sources_of[t].append(u)
     out = pathlib.Path(a.out)
     conversions = []
-    for t, utts in sorted(by_target.items()):
+    for t, utts in sorted(sources_of.items()):
         done, _ = convert(m, [manifest.root / u.path for u in utts], [t], out, temperature=a.temperature,
                           progress=False, f0=a.f0, renderer=a.renderer)
         conversions += [Conversion(str(c.source), t, str(c.output), u.speaker, u.id) for c, u in zip(done, utts)]
@@ -266,6 +284,9 @@ def main() -> None:
         rr = evaluate(m.model, recon, manifest, None, listener=listener)
         r, resyntheses = rr["summary"], rr["items"]
         report["reconstructions"] = {k: r[k] for k in ("conversions", "code_agreement", "mel_distance")}
+    if a.ceiling > 0:
+        rows = target_ceilings(m, manifest, sorted(sources_of), a.ceiling, out / "targets", a)
+        report["by_target"] = [r._asdict() for r in by_target_rows(report["items"], rows)]
     if listener.active:
         free = model_free_rows(m.model, [u for u in {u.id: u for u, _ in todo}.values()], manifest, listener)
         report["listener"] = listener_groups(report["items"], resyntheses, set(ids), free)
@@ -282,9 +303,11 @@ def main() -> None:
         r = report["reconstructions"]
         print(f"reconstructions (each source decoded as its own speaker, {r['conversions']}): codes kept "
               f"{r['code_agreement']:.1%}, log-mel DTW distance {r['mel_distance']:.1f}")
+    if "by_target" in report:
+        print("\n".join(format_targets([TargetRow(**r) for r in report["by_target"]])))
     if "listener" in report:
         print(format_groups(report["listener"]))
-    keys = ("summary", "reconstructions", "listener", "setup")
+    keys = ("summary", "reconstructions", "by_target", "listener", "setup")
     print(json.dumps(json_safe({k: report[k] for k in keys if k in report})))
 
 

@@ -164,3 +164,44 @@ def format_groups(groups: dict[str, dict], with_headline: bool = True) -> list[s
         width = max(len(n) for n, _ in rows)
         lines += [f"    {name:{width}}  {describe(g)}" for name, g in rows]
     return lines
+
+
+class TargetRow(NamedTuple):
+    """How near a target speaker its conversions come, beside how near the model comes to it at
+    all: its own held-out utterances decoded as itself (`ceiling`). A conversion can hardly
+    sound more like the target than the model's rendering of the target's own speech, so a
+    target whose ceiling lies near its conversions' similarity to their sources cannot be
+    reached by keeping the source out of the codes alone: the renderer or the envelope is short."""
+    target: str
+    ceiling: float        # mean GE2E similarity of the target's own resyntheses to its references (NaN: none)
+    resyntheses: int      # how many
+    to_target: float      # mean similarity of the conversions to the target
+    to_source: float      # … and to their sources
+    pairs: int            # conversions to this target
+    closer: float         # share of them closer to the target
+
+
+def by_target(items: list[dict], ceilings: list[dict]) -> list[TargetRow]:
+    """Per target of `items` (conversions: "target", "sim_target", "sim_source",
+    "closer_to_target"), in name order, with `ceilings` (the target's own utterances decoded as
+    itself: "target", "sim_target") averaged beside."""
+    conv, own = defaultdict(list), defaultdict(list)
+    for i in items:
+        conv[i["target"]].append(i)
+    for i in ceilings:
+        own[i["target"]].append(i["sim_target"])
+    mean = lambda xs: float(np.mean(xs)) if len(xs) else float("nan")
+    return [TargetRow(t, mean(own[t]), len(own[t]), mean([i["sim_target"] for i in conv[t]]),
+                      mean([i["sim_source"] for i in conv[t]]), len(conv[t]),
+                      mean([bool(i["closer_to_target"]) for i in conv[t]]))
+            for t in sorted(conv)]
+
+
+def format_targets(rows: list[TargetRow]) -> list[str]:
+    """One line per target: its ceiling, its conversions' similarities and share closer."""
+    lines = ["by target (GE2E similarity; ceiling: the target's own held-out utterances decoded as itself):"]
+    for r in rows:
+        ceiling = "     -" if np.isnan(r.ceiling) else f"{r.ceiling:6.3f}"
+        lines.append(f"  {r.target:10s} ceiling {ceiling} ({r.resyntheses})   conversions: to target "
+                     f"{r.to_target:.3f}, to source {r.to_source:.3f}, closer {r.closer:.0%} of {r.pairs}")
+    return lines
