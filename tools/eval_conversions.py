@@ -100,17 +100,18 @@ def with_unseen_voices(manifest: Manifest, unseen: Manifest, per_voice: int,
     return merged, extra
 
 
-def target_ceilings(m, manifest: Manifest, targets: list[str], n: int, out: pathlib.Path, a) -> list[dict]:
+def target_ceilings(m, manifest: Manifest, targets: list[str], n: int, out: pathlib.Path,
+                    **convert_args) -> list[dict]:
     """Up to n held-out utterances (val first, then test) of each target decoded as itself and
     scored like the conversions (no listener): items with "target" and "sim_target", the
-    similarity of the model's rendering of the target's own speech to its references."""
+    similarity of the model's rendering of the target's own speech to its references.
+    `convert_args`: the conversions' temperature, f0 and renderer."""
     convs = []
     for t in targets:
         held = sorted((u for u in manifest.utterances if u.speaker == t and u.split in ("val", "test")),
                       key=lambda u: (u.split != "val", u.id))[:n]
         if held:
-            done, _ = convert(m, [manifest.root / u.path for u in held], [t], out, temperature=a.temperature,
-                              progress=False, f0=a.f0, renderer=a.renderer)
+            done, _ = convert(m, [manifest.root / u.path for u in held], [t], out, progress=False, **convert_args)
             convs += [Conversion(str(c.source), t, str(c.output), t, u.id) for c, u in zip(done, held)]
     return evaluate(m.model, convs, manifest, None, listener=Listener(False, False))["items"] if convs else []
 
@@ -285,7 +286,8 @@ def main() -> None:
         r, resyntheses = rr["summary"], rr["items"]
         report["reconstructions"] = {k: r[k] for k in ("conversions", "code_agreement", "mel_distance")}
     if a.ceiling > 0:
-        rows = target_ceilings(m, manifest, sorted(sources_of), a.ceiling, out / "targets", a)
+        rows = target_ceilings(m, manifest, sorted(sources_of), a.ceiling, out / "targets",
+                               temperature=a.temperature, f0=a.f0, renderer=a.renderer)
         report["by_target"] = [r._asdict() for r in by_target_rows(report["items"], rows)]
     if listener.active:
         free = model_free_rows(m.model, [u for u in {u.id: u for u, _ in todo}.values()], manifest, listener)
