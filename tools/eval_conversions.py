@@ -101,19 +101,25 @@ def with_unseen_voices(manifest: Manifest, unseen: Manifest, per_voice: int,
 
 
 def target_ceilings(m, manifest: Manifest, targets: list[str], n: int, out: pathlib.Path,
-                    **convert_args) -> list[dict]:
+                    done_before: list[dict] = (), **convert_args) -> list[dict]:
     """Up to n held-out utterances (val first, then test) of each target decoded as itself and
     scored like the conversions (no listener): items with "target" and "sim_target", the
     similarity of the model's rendering of the target's own speech to its references.
-    `convert_args`: the conversions' temperature, f0 and renderer."""
-    convs = []
+    `done_before`: such items already made (the reconstructions: sources decoded as their own
+    speaker), used instead of decoding those utterances again. `convert_args`: the
+    conversions' temperature, f0 and renderer."""
+    convs, kept = [], []
     for t in targets:
+        ready = {i["source"]: i for i in done_before if i["target"] == t == i["source_speaker"]}
         held = sorted((u for u in manifest.utterances if u.speaker == t and u.split in ("val", "test")),
                       key=lambda u: (u.split != "val", u.id))[:n]
+        kept += [ready[str(manifest.root / u.path)] for u in held if str(manifest.root / u.path) in ready]
+        held = [u for u in held if str(manifest.root / u.path) not in ready]
         if held:
             done, _ = convert(m, [manifest.root / u.path for u in held], [t], out, progress=False, **convert_args)
             convs += [Conversion(str(c.source), t, str(c.output), t, u.id) for c, u in zip(done, held)]
-    return evaluate(m.model, convs, manifest, None, listener=Listener(False, False))["items"] if convs else []
+    made = evaluate(m.model, convs, manifest, None, listener=Listener(False, False))["items"] if convs else []
+    return kept + made
 
 
 WER_MARGIN = 0.10  # a conversion may lose this much WER beyond the representation limit
@@ -286,7 +292,7 @@ def main() -> None:
         r, resyntheses = rr["summary"], rr["items"]
         report["reconstructions"] = {k: r[k] for k in ("conversions", "code_agreement", "mel_distance")}
     if a.ceiling > 0:
-        rows = target_ceilings(m, manifest, sorted(sources_of), a.ceiling, out / "targets",
+        rows = target_ceilings(m, manifest, sorted(sources_of), a.ceiling, out / "targets", resyntheses,
                                temperature=a.temperature, f0=a.f0, renderer=a.renderer)
         report["by_target"] = [r._asdict() for r in by_target_rows(report["items"], rows)]
     if listener.active:
