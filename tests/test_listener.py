@@ -175,6 +175,52 @@ def test_missing_eval_extra_is_one_line_not_a_traceback(monkeypatch):
     assert listener(np.zeros(16000, np.float32), 16000, "some words") == Heard()
 
 
+class _CountingJudges:
+    """Stand-ins for the recogniser and DNSMOS: deterministic figures from the waveform, and a
+    count of how often each judge was asked."""
+
+    def __init__(self, version="v1"):
+        self.calls = 0
+        self.version = ("no-such-package", version)
+
+    def __call__(self, wav, sample_rate, reference=None):
+        from types import SimpleNamespace
+        self.calls += 1
+        level = float(np.abs(wav).mean())
+        if reference is None:  # DNSMOS's call
+            return SimpleNamespace(ovrl=1 + level, sig=2.0, bak=3.0, p808=float("nan"), seconds=0.1)
+        errors = SimpleNamespace(reference=len(words(reference)), errors=1)
+        return SimpleNamespace(seconds=0.1, errors=errors, wer=1 / errors.reference, hypothesis="x", oov=())
+
+
+def _listener_with(judges, cache):
+    listener = Listener(asr=False, quality=False, cache=cache)
+    listener.recognizer, listener.dnsmos = judges, judges
+    return listener
+
+
+def test_the_cache_of_heard_utterances_hears_each_waveform_and_text_once(tmp_path):
+    """A second Listener with the same cache folder hears nothing again and returns what the
+    first heard; another text, another waveform or another judge version is heard anew."""
+    wav = np.random.default_rng(0).uniform(-0.5, 0.5, 8000).astype(np.float32)
+    first = _CountingJudges()
+    a = _listener_with(first, tmp_path)(wav, 8000, "the cat sat")
+    assert first.calls == 2  # ASR and DNSMOS once each
+    again = _CountingJudges()
+    listener = _listener_with(again, tmp_path)
+    assert listener(wav, 8000, "the cat sat") == a and again.calls == 0 and listener.cache_hits == 1
+    assert a.wer == pytest.approx(1 / 3) and a.p808 is None  # NaN → None survives the round trip
+    listener(wav, 8000, "the cat sat down")
+    listener(wav * 0.5, 8000, "the cat sat")
+    assert again.calls == 4
+    newer = _CountingJudges("v2")
+    _listener_with(newer, tmp_path)(wav, 8000, "the cat sat")
+    assert newer.calls == 2
+    uncached = _CountingJudges()
+    _listener_with(uncached, None)(wav, 8000, "the cat sat")
+    assert uncached.calls == 2
+
+
 def test_benchmark_tool_reads_off_the_bars():
     spec = importlib.util.spec_from_file_location(
         "eval_conversions", pathlib.Path(__file__).resolve().parents[1] / "tools" / "eval_conversions.py")

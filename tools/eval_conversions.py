@@ -238,6 +238,9 @@ def main() -> None:
     ap.add_argument("--out", default="runs/eval-conversions")
     ap.add_argument("--no-listener", dest="listener", action="store_false",
                     help="skip what a listener hears (WER, DNSMOS, model-free rows): speaker measures only")
+    ap.add_argument("--heard-cache", default="runs/heard-cache", metavar="DIR",
+                    help="keep what the listener heard here, by waveform and text, so the sources, limits and "
+                         "model-free rows are heard once for every model scored ('' keeps nothing)")
     ap.add_argument("--no-reconstructions", dest="reconstructions", action="store_false",
                     help="skip decoding the sources as their own speaker (the codes-kept ceiling)")
     ap.add_argument("--ceiling", type=int, default=3, metavar="N",
@@ -276,7 +279,7 @@ def main() -> None:
     align = pathlib.Path(manifest.source_root) / "alignments"
     # shared: each source and its limit are heard once for both lists; --no-listener: speaker
     # measures only (minutes instead of an hour for ~500 utterances to hear on 2 cores)
-    listener = Listener() if a.listener else Listener(False, False)
+    listener = Listener(cache=a.heard_cache or None) if a.listener else Listener(False, False)
     report = evaluate(m.model, conversions, manifest, align if align.is_dir() else None, listener=listener,
                       speakers=m.speakers)
     resyntheses = []
@@ -315,6 +318,9 @@ def main() -> None:
         print("\n".join(format_targets([TargetRow(**r) for r in report["by_target"]])))
     if "listener" in report:
         print(format_groups(report["listener"]))
+        if listener.cache is not None:
+            print(f"listener: {listener.cache_hits} waveforms taken from {listener.cache}/ as heard before, "
+                  f"{len(listener.seconds['dnsmos'])} heard now")
     keys = ("summary", "reconstructions", "by_target", "listener", "setup")
     print(json.dumps(json_safe({k: report[k] for k in keys if k in report})))
 

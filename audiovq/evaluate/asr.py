@@ -148,6 +148,8 @@ class Recognizer:
         self.pron = _pronunciations(pocketsphinx.get_model_path("en-us/cmudict-en-us.dict"))
         self.distractors = distractors(self.pron, distractor_count)
         self.beams = dict(BEAMS if beams is None else beams)
+        # what decides its output beside the package's version, for the listener's cache
+        self.version = ("pocketsphinx", distractor_count, sorted(self.beams.items()))
 
     def __call__(self, wav: np.ndarray, sample_rate: int, reference: str) -> Recognition:
         """Decode wav (T,) and score it against the reference text."""
@@ -179,3 +181,4 @@ class Recognizer:
         dec.end_utt()
         hyp = dec.hyp()
         return hyp.hypstr.split() if hyp is not None else []
+

@@ -10,9 +10,17 @@ what its representation costs.
 
 Reference transcripts: the corpus manifest's text when the source is a corpus utterance, else a
 `<source stem>.txt` beside the source file; with neither, WER is not scored for that item.
+
+With a `cache` folder, what was heard is kept on disk under a digest of the exact waveform
+the judges receive, the reference text and the judges' versions: hearing one utterance takes
+seconds on a CPU, and a benchmark hears the same sources, limits and model-free rows for every
+model it scores, so only the conversions are new (both judges are deterministic).
 """
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
 import math
 import pathlib
 from dataclasses import dataclass, field
@@ -44,9 +52,10 @@ class Listener:
     """ASR + DNSMOS, each present when its packages are; `skipped` says what is not.
 
     One Listener serves one model: `source` caches the heard source and limit by path.
+    `cache`: a folder keeping what was heard across runs (module docstring); None: nothing kept.
     """
 
-    def __init__(self, asr: bool = True, quality: bool = True):
+    def __init__(self, asr: bool = True, quality: bool = True, cache: str | pathlib.Path | None = None):
         self.recognizer = self.dnsmos = None
         missing = []
         if asr:
@@ -65,6 +74,8 @@ class Listener:
                         if missing else None)
         self.seconds = {"asr": [], "dnsmos": []}  # time per utterance, for the report
         self._sources: dict[str, tuple[Heard, Heard]] = {}
+        self.cache = pathlib.Path(cache) if cache is not None else None
+        self.cache_hits = 0
 
     @property
     def active(self) -> bool:
@@ -74,6 +85,34 @@ class Listener:
         """Hear wav (T,) at sample_rate; WER against `text` when given."""
         from .asr import SAMPLE_RATE  # the recogniser's and DNSMOS's rate: resample once for both
         wav, sample_rate = audio.resample(np.asarray(wav, np.float32), sample_rate, SAMPLE_RATE), SAMPLE_RATE
+        kept = self._kept(wav, text)
+        if kept is not None and kept.is_file():
+            try:
+                h = Heard(**json.loads(kept.read_text()))
+                self.cache_hits += 1
+                return h
+            except (ValueError, TypeError):  # an unreadable entry (another version's): hear it again
+                pass
+        h = self._hear(wav, sample_rate, text)
+        if kept is not None:
+            from ..atomic import write_text
+            write_text(kept, json.dumps(dataclasses.asdict(h)))
+        return h
+
+    def _kept(self, wav: np.ndarray, text: str | None) -> pathlib.Path | None:
+        """The cache entry of this waveform (T,) at 16 kHz and text under these judges."""
+        if self.cache is None or not self.active:
+            return None
+        d = hashlib.sha256()
+        for judge in (self.recognizer, self.dnsmos):
+            version = getattr(judge, "version", (type(judge).__name__,))
+            d.update(repr((version, _package_version(version[0]))).encode())
+        d.update((text or "").strip().encode())
+        d.update(np.ascontiguousarray(wav, np.float32).tobytes())
+        key = d.hexdigest()[:32]
+        return self.cache / key[:2] / f"{key}.json"
+
+    def _hear(self, wav: np.ndarray, sample_rate: int, text: str | None) -> Heard:
         h = Heard()
         if self.recognizer is not None and text and text.strip():
             r = self.recognizer(wav, sample_rate, text)
@@ -108,6 +147,15 @@ class Listener:
                 limit = Heard()
             self._sources[path] = (src, limit)
         return self._sources[path]
+
+
+def _package_version(name: str) -> str | None:
+    """The installed version of a judge's package (None for a judge that is not one)."""
+    from importlib import metadata
+    try:
+        return metadata.version(name)
+    except (metadata.PackageNotFoundError, ValueError):
+        return None
 
 
 def transcript(source: str, utterance: str | None, texts: dict[str, str]) -> str | None:

@@ -43,6 +43,7 @@ class DNSMOS:
     def __init__(self):
         from speechmos import dnsmos  # imports onnxruntime and requests
         self._run = dnsmos.run
+        self.version = ("speechmos", MIN_SECONDS)  # package and settings, for the listener's cache
 
     def __call__(self, wav: np.ndarray, sample_rate: int) -> Quality:
         t = time.perf_counter()
