@@ -15,8 +15,13 @@ from audiovq.models import load_vqvae
 from audiovq.nn.vqvae import AudioVQVAE
 
 
+# every lever off, whatever the preset ships with; a test turns on the ones it checks
+LEVERS_OFF = ("model.encoder.input=waveform", "model.encoder.norm=batch", "model.encoder.code_stride=1",
+              "data.perturb_mel_bands=0", "model.adversary.weight=0", "model.decoder.cond_dilation=1")
+
+
 def sf_cfg(*overrides):
-    return load_config("vqvae", ["preset=sf-tiny", "model.encoder.channels=16", "model.quantizer.codebook_size=16",
+    return load_config("vqvae", ["preset=sf-tiny", *LEVERS_OFF, "model.encoder.channels=16", "model.quantizer.codebook_size=16",
                                  "model.quantizer.dim=8", "model.quantizer.warmup_steps=0",
                                  "model.decoder.residual_channels=8", "model.decoder.gate_channels=16",
                                  "model.decoder.skip_channels=16", "model.decoder.layers_per_cycle=3",
