@@ -181,4 +181,3 @@ class Recognizer:
         dec.end_utt()
         hyp = dec.hyp()
         return hyp.hypstr.split() if hyp is not None else []
-
