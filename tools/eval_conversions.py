@@ -319,8 +319,7 @@ def main() -> None:
     if "listener" in report:
         print(format_groups(report["listener"]))
         if listener.cache is not None:
-            print(f"listener: {listener.cache_hits} waveforms taken from {listener.cache}/ as heard before, "
-                  f"{len(listener.seconds['dnsmos'])} heard now")
+            print(f"listener: {listener.cache_hits} waveforms taken from {listener.cache}/ as heard before")
     keys = ("summary", "reconstructions", "by_target", "listener", "setup")
     print(json.dumps(json_safe({k: report[k] for k in keys if k in report})))
 
