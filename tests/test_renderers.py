@@ -112,10 +112,9 @@ def test_world_output_is_at_the_f0_it_is_given(hz):
 
 def test_world_matches_pyworlds_synthesis_of_the_same_envelope():
     """The same frames through pyworld.synthesize (envelope as its spectrogram, aperiodicity
-    0): after aligning, the waveforms correlate ≥ 0.99 (measured 0.995), their levels within
-    0.5 dB (0.01), their spectra (averaged over frames) within 1.5 dB rms over 0.5–3 kHz.
-    They differ near 0 Hz (pyworld removes each pulse's DC) and above 3 kHz (the band-limited
-    pulse's Hann window rolls off towards Nyquist)."""
+    0): after aligning, the waveforms correlate ≥ 0.99, their levels within 0.5 dB, their
+    spectra (averaged over frames) within 1.5 dB rms over 0.5–3 kHz. (pyworld also removes
+    each response's DC, which this renderer does not.)"""
     from audiovq.generate.renderers.world import pyworld_reference
     from audiovq.nn.decoders.frames import FrameArrays
     lpc, gain, f0, y = _steady(120.0)
@@ -132,6 +131,49 @@ def test_world_matches_pyworlds_synthesis_of_the_same_envelope():
     n = (a.size // 256) * 256
     diff = (spec(a[:n]) - spec(b[:n]))[16:96]  # bins of 31.25 Hz
     assert np.sqrt(np.mean(diff ** 2)) < 1.5
+
+
+def test_the_minimum_phase_response_of_an_all_pole_envelope_is_its_filters_response():
+    """world.minimum_phase of |g / A|² against scipy's impulse response of g / A(z)."""
+    from scipy.signal import lfilter
+    from audiovq.generate.renderers.world import envelope_spectrogram, minimum_phase
+    a = np.convolve([1, -1.3, 0.8], [1, 0.4, 0.5])[1:]
+    power = envelope_spectrogram(a[None], np.array([0.3]), 512)
+    h = np.fft.irfft(minimum_phase(power, 512), 512)[0]
+    impulse = np.zeros(512)
+    impulse[0] = 1.0
+    np.testing.assert_allclose(h, lfilter([0.3], np.r_[1.0, a], impulse), atol=1e-9)
+
+
+@pytest.mark.parametrize("period", [64, 50])
+def test_world_of_a_steady_vowel_is_a_pulse_train_through_its_filter(period):
+    """Steady envelope, F0 = rate / period with a whole period: every pulse lands on a whole
+    sample, so the output is √period-high pulses every period samples through g / A(z)
+    (scipy, the whole signal at once), except where the phase's rounding puts a pulse a hair
+    off its sample (sinc leakage ≤ 1e-6 of the level)."""
+    from scipy.signal import lfilter
+    lpc, gain, f0, y = _steady(SR / period, frames=120)
+    e = np.zeros(y.size)
+    phase, ph = np.cumsum(np.full(y.size, 1.0 / period)), 0
+    e[period - 1::period] = np.sqrt(period)  # the phase completes its first cycle at sample period − 1
+    ref = lfilter([gain[0]], np.r_[1.0, lpc[0]], e)
+    np.testing.assert_allclose(y[:-600], ref[:-600], atol=1e-5 * np.abs(ref).max())
+
+
+def test_world_voicing_probability_splits_the_power_between_pulses_and_noise():
+    """v = ½ on a steady vowel: the output's power equals v = 1's (unit-power excitation either
+    way, within 5 %), and the share of it at the harmonics of F0 falls from ≥ 0.97 to ½ ± 0.05."""
+    from audiovq.evaluate.envelope_vocoder import render
+    lpc, gain, f0, full = _steady(125.0, frames=1000)
+
+    def harmonic_share(x):  # in 1-Hz bins of 1-s segments: 125 Hz's multiples against all
+        P = np.mean(np.abs(np.fft.rfft(x[:x.size // SR * SR].reshape(-1, SR), axis=1)) ** 2, 0)
+        return P[125::125].sum() / P.sum()
+
+    half = render(lpc, gain, f0, HOP, SR, full.size, voicing=np.full(f0.size, 0.5))
+    assert np.var(half[400:]) == pytest.approx(np.var(full[400:]), rel=0.05)
+    assert harmonic_share(full) >= 0.97  # 0.986: the segments' own leakage
+    assert harmonic_share(half) == pytest.approx(0.5, abs=0.05)
 
 
 # ----------------------------------------------------------------------------- the one all-pole filter

@@ -65,10 +65,10 @@ def resynthesize(wav: np.ndarray, sample_rate: int, hop: int, order: int, preemp
 
 
 def render(lpc: np.ndarray, gain: np.ndarray, f0: np.ndarray, hop: int, sample_rate: int, length: int,
-           seed: int = 0, name: str = "world") -> np.ndarray:
+           seed: int = 0, name: str = "world", voicing: np.ndarray | None = None) -> np.ndarray:
     """Frames' own envelope (LPC (F, M), gain (F,)) and F0 (F,) Hz (voiced where > 0) as one
     frame record, rendered in one piece by the renderer `name` → the pre-emphasised signal
-    (length,) float64."""
+    (length,) float64. `voicing` (F,) the voicing probability where voiced (default 1)."""
     from ..generate.renderers import renderer_named
     from ..nn.decoders.frames import FrameRecord
 
@@ -76,10 +76,11 @@ def render(lpc: np.ndarray, gain: np.ndarray, f0: np.ndarray, hop: int, sample_r
     more = -(-(length + hop) // hop) + 2 - F  # frames the renderer reads past the last (unvoiced, silent)
     pad = lambda x, value: np.concatenate([x, np.full((max(more, 0),) + x.shape[1:], value)])
     f0 = np.pad(np.asarray(f0, np.float64)[:F], (0, max(0, F - len(f0))))
+    v = (f0 > 0) * (1.0 if voicing is None else np.asarray(voicing, np.float64)[:F])
     as_t = lambda x: torch.from_numpy(np.ascontiguousarray(x, np.float64))
     envelope = np.concatenate([lpc, np.repeat(lpc[-1:], max(more, 0), 0)])
     record = FrameRecord(0, torch.zeros(0, envelope.shape[0]), as_t(envelope), as_t(pad(gain, 0.0)),
-                         as_t(pad(f0, 0.0)), as_t(pad((f0 > 0).astype(np.float64), 0.0)),
+                         as_t(pad(f0, 0.0)), as_t(pad(v, 0.0)),
                          torch.ones(envelope.shape[0]))
 
     class _Envelope:  # what a renderer reads of a decoder

@@ -525,46 +525,33 @@ def all_pole(e, lpc, hop, start, history):  # pragma: no cover (compiled)
 
 
 @njit(**_EXACT)
-def fractional_pulses(f0, weight, start, pos, phase, taps, sample_rate, carry):  # pragma: no cover
-    """Band-limited pulses at the exact (fractional) times F0's phase passes a whole cycle
-    (WORLD's synthesis places each pulse so), for samples start … start + n − 1.
-
-    f0, weight (n + L,) per sample from `start` (F0 Hz, 0 unvoiced; each pulse's amplitude
-    factor); the phase is advanced from sample pos[0] (≥ start) to start + n + L − 1, so every
-    pulse that reaches the block is placed, L = len(taps) // 2 samples ahead; phase[0] the
-    phase (cycles) before sample pos[0]. A pulse at time τ adds √(rate / F0) · weight · h(t − τ)
-    to samples t = ⌊τ⌋ − L + 1 … ⌊τ⌋ + L, h a Hann-windowed sinc (unit power per sample
-    over a period, as one whole-sample pulse of √period). carry (2L,): what earlier blocks'
-    pulses add to samples start … start + 2L − 1; updated in place for the next block, as
-    pos and phase. Returns the pulses of the block (n,)."""
-    L = taps // 2
-    n = f0.size - L
-    buf = np.zeros(n + 2 * L)
-    buf[:2 * L] = carry
+def pulse_times(rate_hz, start, pos, phase, sample_rate):  # pragma: no cover (compiled)
+    """The exact (fractional) times at which a phase advancing at rate_hz (n,) Hz per sample
+    (samples start … start + n − 1) passes a whole cycle: WORLD's pulse locations. The phase
+    is advanced from sample pos[0] (≥ start) to the last; phase[0] holds the fraction of a
+    cycle before sample pos[0]. Both are updated in place, so consecutive calls over
+    consecutive spans find the same times as one call over their union, bit for bit (one
+    sample at a time, the same arithmetic). A cycle completing between samples t − 1 and t
+    gives τ ∈ (t − 1, t]. Returns (times (P,) float64, the sample t of each (P,) int64)."""
+    n = rate_hz.size
+    times = np.empty(n)
+    at = np.empty(n, np.int64)
+    k = 0
     ph = phase[0]
-    for t in range(pos[0], start + n + L):
-        i = t - start
-        hz = f0[i]
-        if hz <= 0.0:
+    for t in range(pos[0], start + n):
+        inc = rate_hz[t - start] / sample_rate
+        if inc <= 0.0:
             continue
-        inc = hz / sample_rate
         nxt = ph + inc
-        if np.floor(nxt) > np.floor(ph):  # a cycle completes within sample t − 1 … t
-            tau = t - (nxt - np.floor(nxt)) / inc  # the time the phase was whole
-            amp = np.sqrt(sample_rate / hz) * weight[i]
-            base = int(np.floor(tau))
-            for k in range(base - L + 1, base + L + 1):
-                x = k - tau
-                if k < start or k - start >= n + 2 * L:
-                    continue
-                w = 0.5 + 0.5 * np.cos(np.pi * x / L)
-                sinc = 1.0 if x == 0.0 else np.sin(np.pi * x) / (np.pi * x)
-                buf[k - start] += amp * w * sinc
+        if nxt >= 1.0:
+            nxt -= 1.0
+            times[k] = t - nxt / inc  # the time the phase was whole
+            at[k] = t
+            k += 1
         ph = nxt
     phase[0] = ph
-    pos[0] = start + n + L
-    carry[:] = buf[n:n + 2 * L]
-    return buf[:n].copy()
+    pos[0] = start + n
+    return times[:k].copy(), at[:k].copy()
 
 
 @njit(**_EXACT)

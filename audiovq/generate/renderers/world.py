@@ -1,40 +1,51 @@
 """The `world` renderer: WORLD's synthesis (Morise et al. 2016) of the frame records, streamed.
 `--renderer world`.
 
-WORLD places each pulse at the exact (fractional) time F0's phase completes a cycle and gives
-it the minimum-phase response of the spectral envelope, with noise in proportion to the
-aperiodicity. An all-pole envelope gain / A(z) is minimum phase already (nn/lpc.py: stable
-by construction), so its minimum-phase response is the all-pole filter's impulse response;
-this renderer therefore makes the same signal as a stream:
+Like WORLD's synthesis, it overlap-adds one response per pulse:
 
-    F0, voicing ─► band-limited pulses at fractional times (kernels.fractional_pulses: a
-                   Hann-windowed sinc of 2·TAPS/2 samples, √period high: unit power)
-                   · √v where voiced, + white noise · √(1 − v) (v the voicing probability:
-                   1 for a given F0, so voiced frames get no noise), · the gain
-                 ─► the one all-pole filter (kernels.all_pole), coefficients interpolated
-                   within each frame ─► de-emphasis (the driver's)
+    F0, voicing ─► pulse times: the phase of F0 (of 500 Hz where unvoiced, WORLD's default)
+                   passing a whole cycle, at fractional times (kernels.pulse_times)
+    per pulse τ ─► the envelope's power spectrum at τ (frames' |gain / A|², interpolated
+                   linearly in power between the two frames around τ) ─► its minimum-phase
+                   response H (by the folded cepstrum, `minimum_phase`)
+                ─► H · (√period · √v  +  zero-mean noise of one period · √(1 − v)), delayed to τ
+                   (a linear phase: the fraction of a sample is kept), v the voicing
+                   probability (0 where unvoiced) ─► overlap-added; de-emphasis (the driver's)
 
-F0, voicing and gain are interpolated between frames as the coefficients are (kernels.lerp;
-F0 only between two voiced frames, else held). What differs from pyworld.synthesize with the
-same envelope as its spectrogram (`pyworld_reference`, compared in tests/test_renderers.py
-and tools/bench_renderers.py): pyworld's response is the envelope of the pulse's own time
-for the whole response (here the filter moves on within it), pyworld removes each pulse's DC
-and draws its noise per pulse period.
+Each pulse's response is fixed by the envelope at its own time, as in WORLD: measured on the
+fixed test's sources with their own envelope (docs/renderers.md, session 11), this scores
+0.3–0.4 DNSMOS above filtering a pulse train through a time-varying all-pole filter (the
+`pulses` renderer's way and this renderer's own before session 11), mostly on voiced
+speech, and above pyworld.synthesize of the same envelope. What differs from pyworld
+(`pyworld_reference`, compared in tests/test_renderers.py): no DC is removed from each
+response (measured no better), the voicing decision is F0 > 0 of the frames as given
+(`per_sample_f0`: no threshold of an interpolated decision), a pulse's noise lasts its own
+period rather than the distance to the next pulse (so no pulse waits for the next), and
+the response length is a power of two ≥ 64 ms.
 
-Streaming: the pulse phase and position, the pulse tails reaching past a block (`carry`),
-the noise generator and the filter's history carry over, and every pulse that reaches a
-block is placed before it is output (TAPS/2 samples of look-ahead in F0), so an item's
+Streaming: the phase and the next sample to advance it from, the responses' tails reaching
+past a block (`tail`) and the noise generator carry over, and every pulse whose response
+starts in a block (τ < stop + LEAD) is placed before the block is output, so an item's
 blocks concatenate to its one-shot output exactly (tests/test_renderers.py). Memory: one
-block.
+block plus CHUNK responses.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
-from ..kernels import all_pole, fractional_pulses
+from ..kernels import pulse_times
 from . import Renderer, interpolated, register
 
-TAPS = 16  # taps of each band-limited pulse (8 each side of its time)
+LEAD = 8          # samples each response starts before its pulse (the fractional delay's sinc)
+UNVOICED_HZ = 500.0  # where unvoiced, noise is drawn in segments of 1 / 500 s, each shaped at its own time
+CHUNK = 2048      # pulses whose responses are computed at once (bounds the memory of one block)
+
+
+def response_size(sample_rate: int) -> int:
+    """Samples of each pulse's response: the power of two ≥ 64 ms (512 at 8 kHz)."""
+    return 1 << math.ceil(math.log2(0.064 * sample_rate))
 
 
 def per_sample_f0(f0: np.ndarray, hop: int, first: int, start: int, stop: int) -> np.ndarray:
@@ -46,32 +57,70 @@ def per_sample_f0(f0: np.ndarray, hop: int, first: int, start: int, stop: int) -
     return np.where(both, interpolated(f0, hop, first, start, stop), f0[f])
 
 
+def minimum_phase(power: np.ndarray, size: int) -> np.ndarray:
+    """Power spectra (P, size / 2 + 1) → the spectra (P, size / 2 + 1) complex of their
+    minimum-phase square roots, by folding the real cepstrum onto positive quefrencies. For
+    an all-pole envelope it is the all-pole filter's own response (tests/test_renderers.py)."""
+    c = np.fft.irfft(0.5 * np.log(np.maximum(power, 1e-30)), size, axis=-1)
+    c[:, 1:size // 2] *= 2.0
+    c[:, size // 2 + 1:] = 0.0
+    return np.exp(np.fft.rfft(c, size, axis=-1))
+
+
 @register
 class World(Renderer):
-    """Per item: the pulse phase and position, the pulse tails carried into the next block,
-    the noise generator and the all-pole filter's history."""
+    """Per item: the phase and the next sample to advance it from, the responses' tails
+    carried into the next block and the noise generator."""
 
     name = "world"
-    lookahead = TAPS // 2
+    lookahead = LEAD
 
     def __init__(self, decoder, seed: int):
         super().__init__(decoder, seed)
+        self.size = response_size(self.sample_rate)
         self.phase, self.pos = np.zeros(1), np.zeros(1, np.int64)
-        self.carry = np.zeros(TAPS)
+        self.tail = np.zeros(self.size)
         self.rng = np.random.default_rng(seed)
-        self.history = np.zeros(decoder.order)
+        self.omega = 2.0 * np.pi * np.arange(self.size // 2 + 1) / self.size
 
     def render(self, record, start: int, stop: int) -> np.ndarray:
-        r, hop, L = record.numpy(), self.hop, self.lookahead
+        r, hop, L, N = record.numpy(), self.hop, LEAD, self.size
+        n = stop - start
         f0 = per_sample_f0(r.f0, hop, r.start, start, stop + L)
         v = np.clip(interpolated(r.voicing, hop, r.start, start, stop + L), 0.0, 1.0)
         voiced = f0 > 0
-        pulses = fractional_pulses(f0, np.where(voiced, np.sqrt(v), 0.0), start, self.pos, self.phase, TAPS,
-                                   float(self.sample_rate), self.carry)
-        n = stop - start
-        noise = self.rng.standard_normal(n) * np.where(voiced[:n], np.sqrt(1.0 - v[:n]), 1.0)
-        gain = interpolated(r.gain, hop, r.start, start, stop)
-        return all_pole(gain * (pulses + noise), r.envelope, hop, start, self.history)
+        rate = np.where(voiced, f0, UNVOICED_HZ)
+        times, at = pulse_times(rate, start, self.pos, self.phase, float(self.sample_rate))
+        # buf[L + i] is sample start + i; the L before only catch the first block's first pulses
+        buf = np.zeros(L + n + N)
+        buf[L:L + N] = self.tail
+        for c in range(0, times.size, CHUNK):
+            self._add(buf, r, times[c:c + CHUNK], at[c:c + CHUNK] - start, rate, voiced, v, start)
+        self.tail = buf[L + n:].copy()
+        return buf[L:L + n].copy()
+
+    def _add(self, buf, r, times, i, rate, voiced, v, start):
+        """Overlap-add the responses of pulses at `times`, found at block samples i, to buf."""
+        N, hop = self.size, self.hop
+        nf = r.gain.size
+        pos = np.clip(times / hop - r.start, 0.0, nf - 1.0)
+        lo = np.minimum(np.floor(pos).astype(np.int64), nf - 2)
+        w = (pos - lo)[:, None]
+        f0, f1 = lo.min(), lo.max() + 2
+        spectra = envelope_spectrogram(r.envelope[f0:f1], np.maximum(r.gain[f0:f1], 1e-9), N)
+        power = (1.0 - w) * spectra[lo - f0] + w * spectra[lo + 1 - f0]
+        H = minimum_phase(power, N) * np.exp(-1j * self.omega[None] * (times - (start + i - LEAD))[:, None])
+        vo, vp = voiced[i], v[i]
+        period = self.sample_rate / rate[i]
+        periodic = np.where(vo, np.sqrt(period * vp), 0.0)
+        noisy = np.where(vo, np.sqrt(1.0 - vp), 1.0)
+        noise = np.zeros((times.size, N))
+        for k in np.nonzero(noisy > 0)[0]:  # in time order: the generator's draws match any blocking
+            e = self.rng.standard_normal(max(1, int(round(period[k]))))
+            noise[k, :e.size] = (e - e.mean()) * noisy[k]
+        responses = np.fft.irfft(H * (periodic[:, None] + np.fft.rfft(noise, N, axis=1)), N, axis=1)
+        for k, j in enumerate(i):  # response k starts LEAD samples before its pulse's sample
+            buf[j:j + N] += responses[k]
 
 
 def envelope_spectrogram(envelope: np.ndarray, gain: np.ndarray, fft_size: int) -> np.ndarray:
