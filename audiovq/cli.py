@@ -16,6 +16,7 @@ Errors a user can cause are printed as one line (`audiovq: error: …`) with exi
 from __future__ import annotations
 
 import argparse
+import math
 import pathlib
 import sys
 import warnings
@@ -220,7 +221,8 @@ def _sample(a: argparse.Namespace) -> None:
     model = p.vqvae.model
     spk = p.vqvae.speaker_index(a.speaker)
     rate = model.bottleneck_rate  # the prior's codes: distinct ones
-    steps = max(1, int(round(a.seconds * rate)))
+    steps = max(1, math.ceil(a.seconds * rate - 1e-9))  # enough codes to cover --seconds, cut after
+    length = max(1, round(a.seconds * model.sample_rate))
     out = pathlib.Path(a.out)
     t = time.perf_counter()
     codes = sample_codes(p.prior, spk, steps, a.n, a.prior_temperature, a.top_k, a.seed, fast=not a.slow)
@@ -229,12 +231,12 @@ def _sample(a: argparse.Namespace) -> None:
     res = generate(model, codes, torch.full((a.n,), spk), temperature=_temperature(a.temperature, p.vqvae),
                    seed=a.seed, fast=not a.slow, precision=a.precision, renderer=a.renderer or p.vqvae.renderer)
     meta = {"num_codes": model.quantizer.num_codes, "code_rate": model.code_rate, "sample_rate": model.sample_rate,
-            "num_samples": codes.shape[1] * model.hop, "checkpoint": str(p.vqvae.path), "prior": str(p.path),
+            "num_samples": min(length, codes.shape[1] * model.hop), "checkpoint": str(p.vqvae.path), "prior": str(p.path),
             "speaker": a.speaker}
     for i, (c, y) in enumerate(zip(codes.numpy(), res.audio)):
-        audio.save(out / f"sample_{a.speaker}_{i:02d}.wav", y, model.sample_rate)
+        audio.save(out / f"sample_{a.speaker}_{i:02d}.wav", y[:length], model.sample_rate)
         save_codes(out / f"sample_{a.speaker}_{i:02d}.codes.npy", c, meta)
-    print(f"{a.n} × {steps / rate:.1f} s for {a.speaker} → {out}/ (codes: {steps * a.n / t_codes:.0f} "
+    print(f"{a.n} × {min(length / model.sample_rate, steps / rate):.1f} s for {a.speaker} → {out}/ (codes: {steps * a.n / t_codes:.0f} "
           f"codes/s; audio: RTF {res.rtf:.2f})")
 
 

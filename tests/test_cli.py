@@ -276,8 +276,12 @@ def test_sample_works_out_of_the_box_with_the_shipped_prior(capsys, tmp_path):
     assert len(files) == 2
     a, b = (sf.read(str(f))[0] for f in files)
     assert a.shape == b.shape == (4000,) and not np.array_equal(a, b)  # 0.5 s at 8 kHz, two different samples
+    from audiovq.models import load_vqvae
+    m = load_vqvae().model  # the shipped model: 62.5 distinct codes/s, each held over 4 frames, K = 512
     codes = np.load(tmp_path / "sample_p250_00.codes.npy")
-    assert codes.shape == (125,) and codes.max() < 128  # 250 codes/s of the shipped model, K = 128
+    distinct = -(-125 // m.code_stride)  # enough for 0.5 s (the audio is cut to it)
+    assert codes.shape == (distinct * m.code_stride,) and codes.max() < m.quantizer.num_codes
+    assert (codes.reshape(distinct, m.code_stride) == codes[::m.code_stride, None]).all()
 
 
 def test_analyze_reports_abx_for_codes_z_e_mfcc_and_random(files, capsys, tmp_path):
