@@ -80,6 +80,8 @@ class DecoderConfig(WaveNetStackConfig):
     pitch: bool = True           # source_filter: conditioned on F0 and sharpened by voicing (false: neither)
     cond_dilation: int = 1       # source_filter: >1 dilates the frame network's layer i by this ** i (residual
                                  # layers): 2 with cond_layers=6 sees ±63 frames (issue #27: a sharper envelope)
+    network: bool = True         # source_filter: the excitation WaveNet (false: the frame half alone, trained on
+                                 # the envelope and F0 losses, ~5x the steps per CPU hour; rendered by world/pulses)
 
 
 @dataclass
@@ -286,6 +288,10 @@ def validate(kind: str, cfg: DictConfig) -> None:
             raise ConfigError("data.perturb_mel_bands needs a mel encoder (model.encoder.input=mel)")
         if cfg.data.perturb_mel_bands >= e.mels:
             raise ConfigError(f"data.perturb_mel_bands={cfg.data.perturb_mel_bands} must be under model.encoder.mels={e.mels}")
+        d = cfg.model.decoder
+        if not d.network and (d.kind != "source_filter" or not d.lpc or d.envelope_weight <= 0):
+            raise ConfigError("model.decoder.network=false needs the source-filter decoder with its envelope "
+                              "(model.decoder.kind=source_filter model.decoder.lpc=true, envelope_weight > 0): nothing else would be trained")
 
 
 def _strip_meta(node: DictConfig) -> DictConfig:

@@ -172,7 +172,7 @@ def convert(m: LoadedVQVAE, sources: list[pathlib.Path], targets: list[str], out
             temperature: float = 1.0, seed: int = 0, fast: bool = True, batch_size: int = 8,
             progress: bool = True, overwrite: bool = False, source_speakers: dict | None = None,
             block: int = BLOCK, precision: str = "float32", f0: str | None = None,
-            f0_shift: float = 0.0, renderer: str = "network") -> tuple[list[Converted], float]:
+            f0_shift: float = 0.0, renderer: str | None = None) -> tuple[list[Converted], float]:
     """Convert every source to every target speaker. `out` is a folder (or, for one source and
     one target, a .wav path). Returns the conversions (in source × target order) and the
     real-time factor of the generation.
@@ -186,9 +186,11 @@ def convert(m: LoadedVQVAE, sources: list[pathlib.Path], targets: list[str], out
     A decoder that takes F0 (`needs_pitch`) gets the source's, mapped to the target (`f0`
     "source", its default) or its own F0 head's (`f0` "predicted"), `f0_shift` semitones
     higher (`source_f0`). `renderer` (generate/renderers/): "network" samples the decoder's
-    network; "pulses" or "world" render a source-filter decoder's envelope with no network.
+    network; "pulses" or "world" render a source-filter decoder's envelope with no network;
+    None: the one the model was exported with (`LoadedVQVAE.renderer`).
     """
     model = m.model
+    renderer = renderer or m.renderer
     pitched = getattr(model.decoder, "needs_pitch", False)
     if f0 is not None and f0 not in F0_MODES:
         raise AudioVQError(f"--f0 must be one of {', '.join(F0_MODES)}, not {f0!r}")

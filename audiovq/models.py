@@ -37,8 +37,9 @@ class LoadedVQVAE(NamedTuple):
     def renderer(self) -> str:
         """What renders the decoder's frames by default, recorded at export ("network", the
         default, "pulses" or "world": generate/renderers/; models exported before the name
-        recorded it as "excitation")."""
-        return str(self.extra.get("renderer", self.extra.get("excitation", "network")))
+        recorded it as "excitation"); "world" for a decoder without a network of its own."""
+        default = "network" if self.model.decoder.network is not None else "world"
+        return str(self.extra.get("renderer", self.extra.get("excitation", default)))
 
     def speaker_index(self, speaker_id: str) -> int:
         ids = [s["id"] for s in self.speakers]
@@ -96,6 +97,9 @@ def export(path: str | os.PathLike, out: str | os.PathLike, temperature: float |
             raise ConfigError(f"renderer={renderer!r}: must be one of {', '.join(RENDERERS)}")
         if renderer != "network" and not (decoder.get("kind") == "source_filter" and decoder.get("lpc", True)):
             raise ConfigError(f"--renderer {renderer} needs a source_filter decoder with linear prediction")
+        if renderer == "network" and not decoder.get("network", True):
+            raise ConfigError("--renderer network needs the decoder's excitation network; this model was "
+                              "trained without one (model.decoder.network=false)")
         extra.pop("excitation", None)  # (the key's old name)
         extra["renderer"] = renderer
     slim = ckpt_io.Checkpoint(ckpt.kind, ckpt.config, state, ckpt.step, None, extra)

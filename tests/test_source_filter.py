@@ -305,3 +305,42 @@ def test_dilated_frame_network_sees_the_context_it_claims():
         changed = ((net(x) - net(y)).abs().amax(1)[0] > 0).nonzero().flatten().tolist()
     assert changed == list(range(15, 46))
     assert FrameRecords(m.decoder, m.quantizer, torch.zeros(1, 4, dtype=torch.long), torch.tensor([0]), [4]).reach == 17
+
+
+def test_a_decoder_without_its_network_trains_the_frame_half_alone():
+    """model.decoder.network=false: no excitation network; the loss is the full decoder's
+    envelope and F0 losses (same frame weights), its `nll` the envelope's distance; the codes
+    still get the gradient; generation renders with `world` by default and refuses `network`
+    in one line; the config refuses it where nothing would be trained."""
+    from audiovq.config import ConfigError
+    full, alone = model(), model("model.decoder.network=false")
+    assert alone.decoder.network is None
+    assert not any("network" in name for name, _ in alone.named_parameters())
+    missing = alone.load_state_dict(full.state_dict(), strict=False)
+    assert not missing.missing_keys and all(k.startswith("decoder.network.") for k in missing.unexpected_keys)
+    wav = torch.cat([voiced(seed=1), voiced(f0=210.0, seed=2)])
+    f0 = torch.tensor([[130.0], [210.0]]).expand(2, wav.shape[-1] // HOP)
+    torch.manual_seed(3)
+    a = full(wav, torch.tensor([0, 2]), pitch=f0)
+    torch.manual_seed(3)
+    b = alone(wav, torch.tensor([0, 2]), pitch=f0)
+    envelope, f0_head = a.decoder_scalars["envelope"], a.decoder_scalars["f0_head"]
+    torch.testing.assert_close(b.loss, a.loss - a.nll)  # all of the full decoder's loss but the network's NLL
+    torch.testing.assert_close(b.nll, envelope)
+    torch.testing.assert_close(b.decoder_scalars["f0_head"], f0_head)
+    b.loss.backward()
+    assert sum(float(p.grad.abs().sum()) for p in alone.encoder.parameters() if p.grad is not None) > 0
+
+    alone.eval()
+    codes = alone.encode(wav[:1])
+    pitch = [np.full(codes.shape[1], 140.0, np.float32)]
+    default = generate(alone, codes, torch.tensor([0]), seed=1, pitch=pitch).audio[0]
+    world = generate(alone, codes, torch.tensor([0]), seed=1, pitch=pitch, renderer="world").audio[0]
+    np.testing.assert_array_equal(default, world)
+    with pytest.raises(AudioVQError, match="network=false"):
+        generate(alone, codes, torch.tensor([0]), pitch=pitch, renderer="network")
+    with pytest.raises(AudioVQError, match="no network"):
+        generate(alone, codes, torch.tensor([0]), pitch=pitch, renderer="world", precision="int8")
+    for bad in (["model.decoder.kind=wavenet"], ["model.decoder.lpc=false"], ["model.decoder.envelope_weight=0"]):
+        with pytest.raises(ConfigError, match="network=false"):
+            load_config("vqvae", SMALL + ["model.decoder.network=false"] + bad)

@@ -102,6 +102,9 @@ def check_precision(network, fast: bool, precision: str) -> None:
     """Refuse a weight precision the path that would run cannot use (AudioVQError)."""
     if precision not in PRECISIONS:
         raise AudioVQError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    if precision != "float32" and network is None:
+        raise AudioVQError(f"precision {precision} is an option of the excitation network's fast CPU path; this "
+                           "model has no network (model.decoder.network=false)")
     if precision != "float32" and not (fast and has_fast_path(network)):
         device = _device(network).type
         why = "--slow" if device == "cpu" and fast_wavenet(network) is not None else (
@@ -220,7 +223,7 @@ def generate(model: AudioVQVAE, indices: torch.Tensor, speaker: torch.Tensor,
              lengths: Sequence[int] | torch.Tensor | None = None, temperature: float = 1.0,
              seed: int | Sequence[int] = 0, fast: bool = True, progress: bool = False,
              threads: int | None = None, precision: str = "float32", top_k: int = 0,
-             floor: float = 0.0, pitch: list | None = None, renderer: str = "network",
+             floor: float = 0.0, pitch: list | None = None, renderer: str | None = None,
              f0_shift: float = 0.0) -> GenerationResult:
     """Decode codes to waveforms with the VQ-VAE's decoder.
 
@@ -240,6 +243,12 @@ def generate(model: AudioVQVAE, indices: torch.Tensor, speaker: torch.Tensor,
 
 
 BLOCK = 1 << 15  # samples per block of `stream` (2 s at 16 kHz)
+
+
+def default_renderer(decoder) -> str:
+    """"network" for a decoder with a network of its own, else "world" (a source-filter
+    decoder trained without its excitation network: model.decoder.network=false)."""
+    return "network" if getattr(decoder, "network", None) is not None else "world"
 RENDERERS = ("network", "pulses", "world")  # what turns the frame records into samples (renderers/)
 
 
@@ -247,7 +256,7 @@ def stream(model: AudioVQVAE, indices: torch.Tensor, speaker: torch.Tensor,
            lengths: Sequence[int] | torch.Tensor | None = None, temperature: float = 1.0,
            seed: int | Sequence[int] = 0, fast: bool = True, threads: int | None = None,
            block: int | None = BLOCK, progress: bool = False, precision: str = "float32", top_k: int = 0,
-           floor: float = 0.0, pitch: list | None = None, renderer: str = "network",
+           floor: float = 0.0, pitch: list | None = None, renderer: str | None = None,
            f0_shift: float = 0.0) -> Iterator[AudioBlock]:
     """`generate`, a block of `block` samples at a time (rounded up to whole chunks of steps,
     `CHUNK` or the next multiple of the hop; None: all in one block; an item's blocks are
@@ -260,11 +269,12 @@ def stream(model: AudioVQVAE, indices: torch.Tensor, speaker: torch.Tensor,
 
     `renderer` (renderers/): "network" samples the decoder's own network; "pulses" and
     "world" render a source-filter decoder's frame records (envelope, gain, F0, voicing)
-    with no network (temperature, precision and `fast` then have nothing to act on).
+    with no network (temperature, precision and `fast` then have nothing to act on); None:
+    `default_renderer`.
     `pitch`: per item, F0 (F_b,) Hz per code frame, or None: a decoder with an F0 head
     predicts it, `f0_shift` semitones higher (its voicing probability kept).
     """
-    render = renderer_named(renderer)
+    render = renderer_named(renderer or default_renderer(model.decoder))
     render.check(model.decoder)
     indices = torch.as_tensor(indices, dtype=torch.int64)
     speaker = torch.as_tensor(speaker, dtype=torch.int64)

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from ...audio import mu_law_decode, mu_law_encode
+from ...errors import AudioVQError
 from ...nn.decoders.source_filter import ExcitationNet
 from ...nn.lpc import interpolate, predict_next
 from ...nn.sampling import mu_law_bins
@@ -118,6 +119,12 @@ class Network(Renderer):
 
     name = "network"
     needs_envelope = False
+
+    @classmethod
+    def check(cls, decoder) -> None:
+        if getattr(decoder, "network", None) is None:
+            raise AudioVQError("renderer 'network' needs the decoder's excitation network; this model was trained "
+                               "without one (model.decoder.network=false): use --renderer world or pulses")
 
     @classmethod
     def blocks(cls, decoder, records, lengths: list[int], block: int | None, seeds: list[int], *, glob=None,

@@ -234,7 +234,9 @@ class SourceFilterDecoder(Decoder):
         self.envelope = nn.Conv1d(C, M + 1, 1) if self.use_lpc else None
         self.f0_net = (nn.Sequential(_convs(code_dim + cfg.speaker_dim, C // 2, 2), nn.Conv1d(C // 2, 2, 1))
                        if self.needs_pitch else None)
-        self.network = ExcitationNet(cfg, C, M, hop)
+        # without it (model.decoder.network=false) the frame half is the whole decoder: its
+        # envelope and F0 losses train it and the codes, the world or pulses renderer voices it
+        self.network = ExcitationNet(cfg, C, M, hop) if getattr(cfg, "network", True) else None
         self.register_buffer("pitch_mean", torch.full((num_speakers,), math.log(150.0)))
         self.register_buffer("pitch_std", torch.full((num_speakers,), 0.2))
 
@@ -299,18 +301,12 @@ class SourceFilterDecoder(Decoder):
             lpc = self.lpc_of(lar)
             envelope = self._envelope_distance(lar, lpc, log_gain, lar_true, true.lpc, log_gain_true)
             scalars["envelope"] = envelope.detach()
-            lpc = lpc.detach()  # the excitation is taken with the predicted envelope, as generated
-            p = prediction(signal.double(), lpc, self.hop).float().clamp(-1, 1)
         else:
-            envelope, p = signal.new_zeros(()), torch.zeros_like(signal)
-        e = (signal - p).clamp(-1, 1)
-        e_cls, p_cls, s_cls = (mu_law_encode(x, self.classes) for x in (e, p, signal))
-        e_prev, s_prev = self.noisy(e_cls, noise), self.noisy(s_cls, noise)
-        silence = self.first_input
-        e_prev, s_prev = (F.pad(x[:, :-1], (1, 0), value=silence) for x in (e_prev, s_prev))
-        local = h.repeat_interleave(self.hop, -1)[..., :T]
-        logits = self.network(e_prev, p_cls, s_prev, local)
-        nll = self.output.nll(logits, e_cls)
+            envelope = signal.new_zeros(())
+        if self.network is not None:
+            nll, logits = self._excitation_nll(signal, lpc.detach() if self.use_lpc else None, h, noise)
+        else:  # the frame half alone: its reconstruction loss is the envelope's (what validation watches)
+            nll, logits = envelope, signal.new_zeros(signal.shape[0], 1, T)
         f0_loss = nll.new_zeros(())
         if self.needs_pitch:
             z, v = self._f0_head(codewords, speaker)
@@ -319,8 +315,24 @@ class SourceFilterDecoder(Decoder):
             f0_loss = F.binary_cross_entropy_with_logits(v, voiced) + (
                 ((z - feats[:, 0]) ** 2 * voiced).sum() / voiced.sum().clamp_min(1))
             scalars["f0_head"] = f0_loss.detach()
-        loss = nll + self.envelope_weight * envelope + f0_loss
+        loss = (nll if self.network is not None else 0.0) + self.envelope_weight * envelope + f0_loss
         return DecoderOutput(loss, nll, logits, scalars)
+
+    def _excitation_nll(self, signal, lpc, h, noise):
+        """(NLL per sample, logits (B, classes, T)) of the excitation network on the pre-emphasised
+        signal (B, T), the excitation taken with the predicted envelope lpc (B, F, M) as generated
+        (None without linear prediction: p = 0), h the frame conditioning (B, C, F)."""
+        T = signal.shape[-1]
+        p = (prediction(signal.double(), lpc, self.hop).float().clamp(-1, 1) if lpc is not None
+             else torch.zeros_like(signal))
+        e = (signal - p).clamp(-1, 1)
+        e_cls, p_cls, s_cls = (mu_law_encode(x, self.classes) for x in (e, p, signal))
+        e_prev, s_prev = self.noisy(e_cls, noise), self.noisy(s_cls, noise)
+        silence = self.first_input
+        e_prev, s_prev = (F.pad(x[:, :-1], (1, 0), value=silence) for x in (e_prev, s_prev))
+        local = h.repeat_interleave(self.hop, -1)[..., :T]
+        logits = self.network(e_prev, p_cls, s_prev, local)
+        return self.output.nll(logits, e_cls), logits
 
     def _envelope_distance(self, lar, lpc, log_gain, lar_true, lpc_true, log_gain_true) -> torch.Tensor:
         """The frame-level envelope loss: "cepstrum", the mean squared log-spectral distance
