@@ -106,9 +106,9 @@ class World(Renderer):
         pos = np.clip(times / hop - r.start, 0.0, nf - 1.0)
         lo = np.minimum(np.floor(pos).astype(np.int64), nf - 2)
         w = (pos - lo)[:, None]
-        f0, f1 = lo.min(), lo.max() + 2
-        spectra = envelope_spectrogram(r.envelope[f0:f1], np.maximum(r.gain[f0:f1], 1e-9), N)
-        power = (1.0 - w) * spectra[lo - f0] + w * spectra[lo + 1 - f0]
+        first, last = lo.min(), lo.max() + 2  # the frames these pulses fall between
+        spectra = envelope_spectrogram(r.envelope[first:last], np.maximum(r.gain[first:last], 1e-9), N)
+        power = (1.0 - w) * spectra[lo - first] + w * spectra[lo + 1 - first]
         H = minimum_phase(power, N) * np.exp(-1j * self.omega[None] * (times - (start + i - LEAD))[:, None])
         vo, vp = voiced[i], v[i]
         period = self.sample_rate / rate[i]
