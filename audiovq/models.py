@@ -38,8 +38,8 @@ class LoadedVQVAE(NamedTuple):
         """What renders the decoder's frames by default, recorded at export ("network", the
         default, "pulses" or "world": generate/renderers/; models exported before the name
         recorded it as "excitation"); "world" for a decoder without a network of its own."""
-        default = "network" if self.model.decoder.network is not None else "world"
-        return str(self.extra.get("renderer", self.extra.get("excitation", default)))
+        from .generate.engine import default_renderer
+        return str(self.extra.get("renderer", self.extra.get("excitation", default_renderer(self.model.decoder))))
 
     def speaker_index(self, speaker_id: str) -> int:
         ids = [s["id"] for s in self.speakers]

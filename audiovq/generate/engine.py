@@ -249,6 +249,8 @@ def default_renderer(decoder) -> str:
     """"network" for a decoder with a network of its own, else "world" (a source-filter
     decoder trained without its excitation network: model.decoder.network=false)."""
     return "network" if getattr(decoder, "network", None) is not None else "world"
+
+
 RENDERERS = ("network", "pulses", "world")  # what turns the frame records into samples (renderers/)
 
 
