@@ -231,12 +231,12 @@ def _sample(a: argparse.Namespace) -> None:
     res = generate(model, codes, torch.full((a.n,), spk), temperature=_temperature(a.temperature, p.vqvae),
                    seed=a.seed, fast=not a.slow, precision=a.precision, renderer=a.renderer or p.vqvae.renderer)
     meta = {"num_codes": model.quantizer.num_codes, "code_rate": model.code_rate, "sample_rate": model.sample_rate,
-            "num_samples": min(length, codes.shape[1] * model.hop), "checkpoint": str(p.vqvae.path), "prior": str(p.path),
+            "num_samples": length, "checkpoint": str(p.vqvae.path), "prior": str(p.path),
             "speaker": a.speaker}
     for i, (c, y) in enumerate(zip(codes.numpy(), res.audio)):
         audio.save(out / f"sample_{a.speaker}_{i:02d}.wav", y[:length], model.sample_rate)
         save_codes(out / f"sample_{a.speaker}_{i:02d}.codes.npy", c, meta)
-    print(f"{a.n} × {min(length / model.sample_rate, steps / rate):.1f} s for {a.speaker} → {out}/ (codes: {steps * a.n / t_codes:.0f} "
+    print(f"{a.n} × {length / model.sample_rate:.1f} s for {a.speaker} → {out}/ (codes: {steps * a.n / t_codes:.0f} "
           f"codes/s; audio: RTF {res.rtf:.2f})")
 
 

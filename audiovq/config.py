@@ -81,7 +81,7 @@ class DecoderConfig(WaveNetStackConfig):
     cond_dilation: int = 1       # source_filter: >1 dilates the frame network's layer i by this ** i (residual
                                  # layers): 2 with cond_layers=6 sees ±63 frames (issue #27: a sharper envelope)
     network: bool = True         # source_filter: the excitation WaveNet (false: the frame half alone, trained on
-                                 # the envelope and F0 losses, ~5x the steps per CPU hour; rendered by world/pulses)
+                                 # the envelope and F0 losses, ~4.5x the steps per CPU hour; rendered by world/pulses)
 
 
 @dataclass

@@ -305,8 +305,10 @@ class SourceFilterDecoder(Decoder):
             envelope = signal.new_zeros(())
         if self.network is not None:
             nll, logits = self._excitation_nll(signal, lpc.detach() if self.use_lpc else None, h, noise)
+            loss = nll
         else:  # the frame half alone: its reconstruction loss is the envelope's (what validation watches)
             nll, logits = envelope, signal.new_zeros(signal.shape[0], 1, T)
+            loss = signal.new_zeros(())  # (the envelope is added below, once)
         f0_loss = nll.new_zeros(())
         if self.needs_pitch:
             z, v = self._f0_head(codewords, speaker)
@@ -315,7 +317,7 @@ class SourceFilterDecoder(Decoder):
             f0_loss = F.binary_cross_entropy_with_logits(v, voiced) + (
                 ((z - feats[:, 0]) ** 2 * voiced).sum() / voiced.sum().clamp_min(1))
             scalars["f0_head"] = f0_loss.detach()
-        loss = (nll if self.network is not None else 0.0) + self.envelope_weight * envelope + f0_loss
+        loss = loss + self.envelope_weight * envelope + f0_loss
         return DecoderOutput(loss, nll, logits, scalars)
 
     def _excitation_nll(self, signal, lpc, h, noise):
